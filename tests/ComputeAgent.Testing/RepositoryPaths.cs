@@ -1,0 +1,35 @@
+namespace ComputeAgent.Testing;
+
+/// <summary>Where the repository and the per-run scratch space are.</summary>
+public static class RepositoryPaths
+{
+    private static readonly Lazy<string> RootLazy = new(() =>
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "ComputeAgent.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"ComputeAgent.sln not found above {AppContext.BaseDirectory}");
+    });
+
+    public static string Root => RootLazy.Value;
+
+    /// <summary>
+    /// A scratch folder for this test process under /var/tmp (not /tmp: QEMU, running as
+    /// libvirt-qemu, must be able to reach the files), world-searchable so QEMU can open overlays.
+    /// </summary>
+    public static string CreateScratch(string purpose)
+    {
+        var path = Path.Combine("/var/tmp/compute-agent-tests", $"{purpose}-{Environment.ProcessId}-{Guid.NewGuid():N}"[..48]);
+        Directory.CreateDirectory(path);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        File.SetUnixFileMode("/var/tmp/compute-agent-tests", UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        return path;
+    }
+}

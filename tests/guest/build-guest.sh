@@ -1,0 +1,424 @@
+#!/usr/bin/env bash
+# Build a tiny, real test guest for compute-agent's integration tests from Debian 12 packages.
+#
+#   tests/guest/build-guest.sh [OUTDIR]
+#
+# OUTDIR defaults to ${COMPUTE_AGENT_GUEST_DIR:-/var/cache/compute-agent/test-guest}. It ends up
+# holding:
+#   vmlinuz      Debian's cloud kernel (linux-image-cloud-amd64's current ABI package)
+#   initrd.gz    busybox-static + virtio/ACPI modules + an /init (see write_init below)
+#   disk.qcow2   64M BIOS-bootable disk (MBR, one FAT partition, syslinux) holding the same
+#                kernel + initrd, booted with "console=ttyS0"
+#   guest.env    shell-sourceable KEY=value lines (GUEST_KERNEL, GUEST_INITRD, GUEST_DISK,
+#                GUEST_READY_LINE, GUEST_KERNEL_VERSION, ...), absolute paths
+#   stamp        input hash; a rerun with the same inputs does nothing
+# The last line on stdout is OUTDIR; progress goes to stderr.
+#
+# The guest prints, on ttyS0, "COMPUTE-AGENT-GUEST KERNEL <uname -r>" and then
+# "COMPUTE-AGENT-GUEST READY" once acpid is listening; an ACPI power-button press (libvirt
+# virDomainShutdown / `virsh shutdown`) prints "COMPUTE-AGENT-GUEST POWEROFF" and powers off.
+# Those three lines are written with onlcr off, so they end in a bare "\n" (kernel messages on
+# the same serial port end in "\r\n").
+#
+# Follows docs/test-guest.md (shared docs). Needs: root (only to apt-get install missing tools),
+# Debian's apt mirror. Downloaded .debs are kept in ${COMPUTE_AGENT_GUEST_DEB_DIR:-OUTDIR/../debs}.
+set -euo pipefail
+
+export LC_ALL=C
+umask 022
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="/usr/sbin:/sbin:$PATH" ;; esac
+
+readonly KERNEL_META_PKG=linux-image-cloud-amd64
+readonly BUSYBOX_PKG=busybox-static
+readonly READY_LINE='COMPUTE-AGENT-GUEST READY'
+readonly KERNEL_LINE_PREFIX='COMPUTE-AGENT-GUEST KERNEL'
+readonly POWEROFF_LINE='COMPUTE-AGENT-GUEST POWEROFF'
+readonly KERNEL_CMDLINE='console=ttyS0'
+readonly DISK_SIZE_MIB=64
+# Modules to put in the initramfs and load. Their dependencies (the .ko's depends=) are added and
+# loaded first automatically; this list's order only matters among independent modules.
+readonly GUEST_MODULES=(
+  virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
+  failover net_failover virtio_blk virtio_net virtio_console
+  button evdev
+  isofs # for config-drive tests (pulls in cdrom)
+)
+
+log() { printf '[guest] %s\n' "$*" >&2; }
+die() { printf '[guest] ERROR: %s\n' "$*" >&2; exit 1; }
+
+SCRIPT_PATH=$(readlink -f "${BASH_SOURCE[0]}")
+OUTDIR=${1:-${COMPUTE_AGENT_GUEST_DIR:-/var/cache/compute-agent/test-guest}}
+[[ $# -le 1 ]] || die "usage: $0 [OUTDIR]"
+OUTDIR=$(readlink -m -- "$OUTDIR")
+[[ $OUTDIR != / ]] || die "refusing OUTDIR=/"
+PARENT=$(dirname -- "$OUTDIR")
+NAME=$(basename -- "$OUTDIR")
+DEB_DIR=$(readlink -m -- "${COMPUTE_AGENT_GUEST_DEB_DIR:-$PARENT/debs}")
+OUT_FILES=(vmlinuz initrd.gz disk.qcow2 guest.env stamp)
+
+APT_UPDATED=0
+apt_update_once() {
+  [[ $APT_UPDATED -eq 0 ]] || return 1
+  APT_UPDATED=1
+  log "apt-get update"
+  apt-get update >&2
+}
+
+# ---------------------------------------------------------------------------- input resolution
+KERNEL_PKG='' KERNEL_PKG_VERSION='' KERNEL_VERSION='' BUSYBOX_VERSION='' STAMP=''
+
+candidate_versions() { # PKG... -> "PKG VERSION" lines for those with a candidate (one apt-cache run)
+  apt-cache policy "$@" 2>/dev/null |
+    awk '/^[^[:space:]].*:$/ { pkg = substr($0, 1, length($0) - 1) }
+         $1 == "Candidate:" && $2 != "(none)" { print pkg, $2 }'
+}
+
+resolve_inputs() {
+  local pkgs versions
+  # Exactly the ABI package the meta package depends on; never a glob (that would fetch them all).
+  pkgs=$(apt-cache depends "$KERNEL_META_PKG" 2>/dev/null |
+    sed -nE 's/^[[:space:]]*\|?Depends: (linux-image-[0-9.]+-[0-9]+-cloud-amd64)$/\1/p' | sort -Vu)
+  [[ -n $pkgs ]] || return 1
+  if [[ $(wc -l <<<"$pkgs") -gt 1 ]]; then
+    log "warning: $KERNEL_META_PKG names several kernels (${pkgs//$'\n'/ }); taking the newest"
+  fi
+  KERNEL_PKG=$(tail -n1 <<<"$pkgs")
+  KERNEL_VERSION=${KERNEL_PKG#linux-image-}
+  versions=$(candidate_versions "$KERNEL_PKG" "$BUSYBOX_PKG")
+  KERNEL_PKG_VERSION=$(awk -v p="$KERNEL_PKG" '$1 == p { print $2 }' <<<"$versions")
+  BUSYBOX_VERSION=$(awk -v p="$BUSYBOX_PKG" '$1 == p { print $2 }' <<<"$versions")
+  [[ -n $KERNEL_PKG_VERSION && -n $BUSYBOX_VERSION ]] || return 1
+  STAMP=$({
+    sha256sum <"$SCRIPT_PATH"
+    printf 'kernel %s=%s\nbusybox %s=%s\noutdir %s\n' "$KERNEL_PKG" "$KERNEL_PKG_VERSION" \
+      "$BUSYBOX_PKG" "$BUSYBOX_VERSION" "$OUTDIR"
+  } | sha256sum | cut -d' ' -f1)
+}
+
+is_cached() {
+  local f
+  for f in "${OUT_FILES[@]}"; do [[ -s $OUTDIR/$f ]] || return 1; done
+  [[ $(<"$OUTDIR/stamp") == "$STAMP" ]]
+}
+
+cache_hit() {
+  log "up to date: $OUTDIR (kernel $KERNEL_VERSION, $KERNEL_PKG $KERNEL_PKG_VERSION, busybox $BUSYBOX_VERSION)"
+  printf '%s\n' "$OUTDIR"
+  exit 0
+}
+
+# ---------------------------------------------------------------------------- build tools
+ensure_tools() {
+  # command (or file) -> Debian package; only missing ones are installed.
+  local -A need=(
+    [cpio]=cpio [gzip]=gzip [dpkg-deb]=dpkg [sfdisk]=fdisk [mkfs.vfat]=dosfstools
+    [mcopy]=mtools [syslinux]=syslinux [/usr/lib/syslinux/mbr/mbr.bin]=syslinux-common
+    [qemu-img]=qemu-utils [flock]=util-linux [sha256sum]=coreutils
+  )
+  local tool missing=()
+  for tool in "${!need[@]}"; do
+    if [[ $tool == /* ]]; then [[ -e $tool ]] && continue
+    else command -v "$tool" >/dev/null 2>&1 && continue; fi
+    missing+=("${need[$tool]}")
+  done
+  [[ ${#missing[@]} -gt 0 ]] || return 0
+  install_pkgs "${missing[@]}"
+}
+
+ensure_cmd() { # CMD PKG: for tools only some kernels need (compressed modules)
+  command -v "$1" >/dev/null 2>&1 || install_pkgs "$2"
+}
+
+install_pkgs() {
+  local missing
+  mapfile -t missing < <(printf '%s\n' "$@" | sort -u)
+  [[ $(id -u) -eq 0 ]] || die "missing packages (${missing[*]}); install them or rerun as root"
+  log "installing build tools: ${missing[*]}"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
+    apt_update_once || die "apt-get install ${missing[*]} failed"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+  fi
+}
+
+# ---------------------------------------------------------------------------- downloads
+deb_path() { printf '%s/%s_%s_amd64.deb' "$DEB_DIR" "$1" "${2//:/%3a}"; }
+
+fetch_deb() { # PKG VERSION -> cached .deb (downloaded once)
+  local pkg=$1 ver=$2 dest dl
+  dest=$(deb_path "$pkg" "$ver")
+  if [[ -s $dest ]] && dpkg-deb --info "$dest" >/dev/null 2>&1; then
+    log "using cached $(basename "$dest")"
+    return 0
+  fi
+  mkdir -p "$DEB_DIR"
+  dl=$(mktemp -d "$DEB_DIR/.download.XXXXXX")
+  # apt's download sandbox user must be able to write here (avoids an "unsandboxed" warning).
+  if [[ $(id -u) -eq 0 ]] && id _apt >/dev/null 2>&1; then chown _apt "$dl"; fi
+  log "downloading $pkg=$ver"
+  if ! (cd "$dl" && apt-get download "$pkg=$ver" >&2); then
+    rm -rf "$dl"
+    return 1
+  fi
+  local got=("$dl"/*.deb)
+  [[ ${#got[@]} -eq 1 && -s ${got[0]} ]] || { rm -rf "$dl"; die "apt-get download $pkg=$ver gave: ${got[*]}"; }
+  mv -f "${got[0]}" "$dest"
+  rm -rf "$dl"
+  # Drop other cached versions of the same package.
+  local old
+  for old in "$DEB_DIR/${pkg}_"*.deb; do [[ $old == "$dest" || ! -e $old ]] || rm -f "$old"; done
+  if [[ $pkg == "$KERNEL_PKG" ]]; then
+    for old in "$DEB_DIR"/linux-image-*-cloud-amd64_*.deb; do
+      [[ $old == "$dest" || ! -e $old ]] || { log "pruning $(basename "$old")"; rm -f "$old"; }
+    done
+  fi
+}
+
+# ---------------------------------------------------------------------------- initramfs
+ROOT='' MODSRC='' MODDST=''
+declare -A MOD_FILE=() MOD_BUILTIN=() MOD_STATE=()
+MOD_ORDER=()
+
+index_modules() {
+  local f n
+  while IFS= read -r -d '' f; do
+    n=$(basename "$f"); n=${n%%.ko*}; n=${n//-/_}
+    MOD_FILE[$n]=$f
+  done < <(find "$MODSRC/kernel" -type f -name '*.ko*' -print0)
+  if [[ -f $MODSRC/modules.builtin ]]; then
+    while IFS= read -r f; do
+      n=$(basename "$f"); n=${n%%.ko*}; n=${n//-/_}
+      MOD_BUILTIN[$n]=1
+    done <"$MODSRC/modules.builtin"
+  fi
+}
+
+ko_field() { # KO FIELD -> value of FIELD= in .modinfo (reads the whole file: no SIGPIPE)
+  tr '\0' '\n' <"$1" | awk -v k="$2=" 'index($0, k) == 1 && !done { print substr($0, length(k) + 1); done = 1 }'
+}
+
+add_module() { # depth-first: dependencies before the module itself
+  local m=$1 src dst deps d vermagic
+  case ${MOD_STATE[$m]:-} in
+    loaded) return 0 ;;
+    busy) die "module dependency cycle at $m" ;;
+  esac
+  if [[ -z ${MOD_FILE[$m]:-} ]]; then
+    if [[ -n ${MOD_BUILTIN[$m]:-} ]]; then
+      log "module $m is built into the kernel"
+      MOD_STATE[$m]=loaded
+      return 0
+    fi
+    die "module $m not found in $KERNEL_PKG"
+  fi
+  MOD_STATE[$m]=busy
+  src=${MOD_FILE[$m]}
+  dst=$MODDST/$m.ko
+  case $src in
+    *.ko) cp "$src" "$dst" ;;
+    *.ko.xz) ensure_cmd xz xz-utils && xz -dc "$src" >"$dst" ;;
+    *.ko.zst) ensure_cmd zstd zstd && zstd -qdc "$src" >"$dst" ;;
+    *.ko.gz) gzip -dc "$src" >"$dst" ;;
+    *) die "unknown module format: $src" ;;
+  esac
+  vermagic=$(ko_field "$dst" vermagic)
+  [[ $vermagic == "$KERNEL_VERSION "* ]] || die "$m: vermagic '$vermagic' is not for $KERNEL_VERSION"
+  deps=$(ko_field "$dst" depends)
+  for d in ${deps//,/ }; do add_module "$d"; done
+  MOD_STATE[$m]=loaded
+  MOD_ORDER+=("$m")
+}
+
+write_init() { # /init, PID 1; must never exit
+  cat >"$ROOT/init" <<EOF
+#!/bin/sh
+# PID 1 of the compute-agent test guest; generated by tests/guest/build-guest.sh.
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+# The initramfs has no /dev/console node, so the kernel could not give us stdio: take it now.
+exec </dev/console >/dev/console 2>&1
+mkdir -p /var/log /var/run /run /tmp
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts 2>/dev/null
+SERIAL=/dev/ttyS0
+[ -c \$SERIAL ] || SERIAL=/dev/console
+say() { echo "\$*" >"\$SERIAL"; }
+
+while read -r m; do
+  [ -n "\$m" ] || continue
+  insmod "/lib/modules/$KERNEL_VERSION/\$m.ko" || say "COMPUTE-AGENT-GUEST INSMOD-FAILED \$m"
+done </etc/guest-modules
+
+# acpid scans /dev/input/event0.. once at start: give devtmpfs a moment to show them.
+i=0
+while [ ! -e /dev/input/event0 ] && [ \$i -lt 50 ]; do usleep 100000; i=\$((i + 1)); done
+# busybox acpid exits at once if it cannot open its log file (hence /var/log above).
+acpid -c /etc/acpi -l /var/log/acpid.log
+usleep 200000
+if ! pidof acpid >/dev/null; then
+  say "COMPUTE-AGENT-GUEST ACPID-FAILED (retrying in the foreground, logging to the console)"
+  acpid -f -d -c /etc/acpi &
+fi
+
+# Our marker lines end in a bare \n (kernel console output keeps its \r\n).
+stty -F "\$SERIAL" -onlcr 2>/dev/null
+say "$KERNEL_LINE_PREFIX \$(uname -r)"
+say "$READY_LINE"
+
+while :; do sleep 3600; done
+EOF
+  chmod 755 "$ROOT/init"
+
+  mkdir -p "$ROOT/etc/acpi/PWRF"
+  cat >"$ROOT/etc/acpi/PWRF/00000080" <<EOF
+#!/bin/sh
+# ACPI power button (busybox acpid event PWRF/00000080).
+SERIAL=/dev/ttyS0
+[ -c \$SERIAL ] || SERIAL=/dev/console
+echo "$POWEROFF_LINE" >"\$SERIAL"
+sync
+poweroff -f
+EOF
+  chmod 755 "$ROOT/etc/acpi/PWRF/00000080"
+}
+
+build_initramfs() { # WORK OUT
+  local work=$1 out=$2 bb applet
+  ROOT=$work/root
+  MODSRC=$work/kernel/lib/modules/$KERNEL_VERSION
+  MODDST=$ROOT/lib/modules/$KERNEL_VERSION
+  mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,var/log,var/run,root} "$MODDST"
+
+  bb=$work/busybox/bin/busybox
+  [[ -x $bb ]] || die "no bin/busybox in $BUSYBOX_PKG"
+  cp "$bb" "$ROOT/bin/busybox"
+  while IFS= read -r applet; do
+    [[ $applet == */* && ! -L $ROOT/$applet && ! -e $ROOT/$applet ]] || continue
+    ln -s /bin/busybox "$ROOT/$applet"
+  done < <("$bb" --list-full)
+  [[ -L $ROOT/bin/sh ]] || ln -s /bin/busybox "$ROOT/bin/sh"
+
+  index_modules
+  local m
+  for m in "${GUEST_MODULES[@]}"; do add_module "$m"; done
+  printf '%s\n' "${MOD_ORDER[@]}" >"$ROOT/etc/guest-modules"
+  log "module load order: ${MOD_ORDER[*]}"
+
+  write_init
+  (cd "$ROOT" && find . -mindepth 1 | sort | cpio -o -H newc -R 0:0 --quiet) | gzip -n -9 >"$out/initrd.gz"
+}
+
+# ---------------------------------------------------------------------------- disk image
+build_disk() { # WORK OUT
+  local work=$1 out=$2 raw=$1/disk.raw part_kib
+  part_kib=$(((DISK_SIZE_MIB - 1) * 1024))
+  cat >"$work/syslinux.cfg" <<EOF
+DEFAULT linux
+PROMPT 0
+TIMEOUT 0
+LABEL linux
+  KERNEL vmlinuz
+  INITRD initrd.gz
+  APPEND $KERNEL_CMDLINE
+EOF
+  truncate -s "${DISK_SIZE_MIB}M" "$raw"
+  printf 'label: dos\nstart=2048, type=e, bootable\n' | sfdisk --quiet "$raw" >&2
+  mkfs.vfat -n CAGUEST --offset 2048 "$raw" "$part_kib" >/dev/null
+  dd if=/usr/lib/syslinux/mbr/mbr.bin of="$raw" bs=440 count=1 conv=notrunc status=none
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$raw@@1M" "$out/vmlinuz" "$out/initrd.gz" "$work/syslinux.cfg" ::
+  syslinux --offset 1048576 --install "$raw"
+  qemu-img convert -f raw -O qcow2 "$raw" "$out/disk.qcow2"
+}
+
+# ---------------------------------------------------------------------------- guest.env
+env_line() { # KEY VALUE, single-quoted only when needed
+  if [[ $2 =~ ^[A-Za-z0-9_./:@%+,=-]*$ ]]; then
+    printf '%s=%s\n' "$1" "$2"
+  else
+    printf "%s='%s'\n" "$1" "${2//\'/\'\\\'\'}"
+  fi
+}
+
+write_env() { # OUT
+  {
+    echo "# Generated by tests/guest/build-guest.sh; paths are absolute."
+    env_line GUEST_KERNEL "$OUTDIR/vmlinuz"
+    env_line GUEST_INITRD "$OUTDIR/initrd.gz"
+    env_line GUEST_DISK "$OUTDIR/disk.qcow2"
+    env_line GUEST_CMDLINE "$KERNEL_CMDLINE"
+    env_line GUEST_READY_LINE "$READY_LINE"
+    env_line GUEST_POWEROFF_LINE "$POWEROFF_LINE"
+    env_line GUEST_KERNEL_VERSION "$KERNEL_VERSION"
+    env_line GUEST_KERNEL_PACKAGE "$KERNEL_PKG=$KERNEL_PKG_VERSION"
+    env_line GUEST_BUSYBOX_PACKAGE "$BUSYBOX_PKG=$BUSYBOX_VERSION"
+  } >"$1/guest.env"
+}
+
+# ---------------------------------------------------------------------------- main
+TMP=''
+cleanup() { if [[ -n $TMP ]]; then rm -rf -- "$TMP"; fi; }
+trap cleanup EXIT
+
+if ! resolve_inputs; then
+  apt_update_once || true
+  resolve_inputs || die "cannot resolve $KERNEL_META_PKG / $BUSYBOX_PKG from apt (is the mirror configured?)"
+fi
+if is_cached; then cache_hit; fi
+
+mkdir -p "$PARENT"
+exec 9>"$PARENT/.$NAME.lock"
+if ! flock -n 9; then
+  log "waiting for another build of $OUTDIR"
+  flock 9
+fi
+if is_cached; then cache_hit; fi # someone else built it meanwhile
+
+START=$SECONDS
+log "building $OUTDIR: kernel $KERNEL_VERSION ($KERNEL_PKG $KERNEL_PKG_VERSION), $BUSYBOX_PKG $BUSYBOX_VERSION"
+ensure_tools
+if ! { fetch_deb "$KERNEL_PKG" "$KERNEL_PKG_VERSION" && fetch_deb "$BUSYBOX_PKG" "$BUSYBOX_VERSION"; }; then
+  # Stale package lists (the mirror dropped that version): refresh once and re-resolve.
+  apt_update_once || die "apt-get download failed"
+  resolve_inputs || die "cannot resolve packages after apt-get update"
+  if is_cached; then cache_hit; fi
+  fetch_deb "$KERNEL_PKG" "$KERNEL_PKG_VERSION" || die "cannot download $KERNEL_PKG=$KERNEL_PKG_VERSION"
+  fetch_deb "$BUSYBOX_PKG" "$BUSYBOX_VERSION" || die "cannot download $BUSYBOX_PKG=$BUSYBOX_VERSION"
+fi
+
+# Everything is built in a temp dir next to OUTDIR and renamed into place at the end, so a
+# half-built guest is never visible under OUTDIR.
+TMP=$(mktemp -d "$PARENT/.$NAME.build.XXXXXX")
+WORK=$TMP/work
+OUT=$TMP/out
+mkdir -p "$WORK" "$OUT"
+
+log "unpacking $KERNEL_PKG and $BUSYBOX_PKG"
+unpack_deb() { # DEB DIR; a corrupt cached .deb is dropped so the next run downloads it again
+  dpkg-deb -x "$1" "$2" || { rm -f -- "$1"; die "cannot unpack $1 (removed it; rerun to download again)"; }
+}
+unpack_deb "$(deb_path "$KERNEL_PKG" "$KERNEL_PKG_VERSION")" "$WORK/kernel"
+unpack_deb "$(deb_path "$BUSYBOX_PKG" "$BUSYBOX_VERSION")" "$WORK/busybox"
+[[ -f $WORK/kernel/boot/vmlinuz-$KERNEL_VERSION ]] || die "no boot/vmlinuz-$KERNEL_VERSION in $KERNEL_PKG"
+[[ -d $WORK/kernel/lib/modules/$KERNEL_VERSION ]] || die "no lib/modules/$KERNEL_VERSION in $KERNEL_PKG"
+cp "$WORK/kernel/boot/vmlinuz-$KERNEL_VERSION" "$OUT/vmlinuz"
+
+log "building initrd.gz"
+build_initramfs "$WORK" "$OUT"
+log "building disk.qcow2 (${DISK_SIZE_MIB}M, MBR + FAT + syslinux)"
+build_disk "$WORK" "$OUT"
+write_env "$OUT"
+rm -rf "$WORK"
+printf '%s\n' "$STAMP" >"$OUT/stamp"
+chmod 755 "$OUT"
+chmod 644 "$OUT"/*
+
+if [[ -e $OUTDIR || -L $OUTDIR ]]; then
+  mv -T -- "$OUTDIR" "$TMP/old"
+fi
+if ! mv -T -- "$OUT" "$OUTDIR"; then
+  [[ ! -e $TMP/old ]] || mv -T -- "$TMP/old" "$OUTDIR"
+  die "cannot move the new guest into $OUTDIR"
+fi
+log "built $OUTDIR in $((SECONDS - START)) s ($(du -sh "$OUTDIR/disk.qcow2" | cut -f1) qcow2, $(du -sh "$OUTDIR/initrd.gz" | cut -f1) initrd)"
+printf '%s\n' "$OUTDIR"
