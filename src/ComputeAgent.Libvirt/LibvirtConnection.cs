@@ -30,6 +30,9 @@ public sealed class LibvirtConnection : IDisposable
 
     public bool IsReadOnly { get; }
 
+    /// <summary>True once this wrapper has closed its connection (a session closes dead ones).</summary>
+    public bool IsClosed => handle.IsClosed;
+
     /// <summary>Opens a connection, e.g. qemu:///system or test:///default.</summary>
     public static LibvirtConnection Open(string uri, bool readOnly = false)
     {

@@ -24,7 +24,7 @@ public static class RepositoryPaths
     /// </summary>
     public static string CreateScratch(string purpose)
     {
-        var path = Path.Combine("/var/tmp/compute-agent-tests", $"{purpose}-{Environment.ProcessId}-{Guid.NewGuid():N}"[..48]);
+        var path = Path.Combine("/var/tmp/compute-agent-tests", $"{purpose}-{Environment.ProcessId}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(path);
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
             | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
