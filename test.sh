@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what is missing, starts libvirtd, builds the test guest, and runs every test project.
+# Ends with one line summing every project's results, read from the runners' TRX files.
+#   ./test.sh            everything (unit, test:///default, real QEMU guests)
+#   ./test.sh --fast     everything but the tests that boot QEMU guests (Category=Qemu)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+filter=""
+if [[ ${1:-} == "--fast" ]]; then
+  filter="Category!=Qemu"
+fi
+
+bash tests/host/ensure-host.sh
+if [[ -z $filter ]]; then
+  bash tests/guest/build-guest.sh >/dev/null
+fi
+
+results=TestResults
+rm -rf "$results"
+dotnet build ComputeAgent.sln -c Release -warnaserror -nologo -v quiet
+
+status=0
+for project in tests/*.Tests/*.Tests.csproj; do
+  name=$(basename "$project" .csproj)
+  echo "== $name"
+  # One project at a time: the QEMU tests of different projects share libvirtd and 2 cores.
+  if ! dotnet test "$project" -c Release --no-build --nologo \
+      ${filter:+--filter "$filter"} \
+      --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=normal" \
+      --results-directory "$results"; then
+    status=1
+  fi
+done
+
+passed=0 failed=0 skipped=0
+shopt -s nullglob
+trx_files=("$results"/*.trx)
+if ((${#trx_files[@]} == 0)); then
+  echo "no test results were written" >&2
+  status=1
+fi
+for trx in "${trx_files[@]}"; do
+  counter() { xmllint --xpath "string(//*[local-name()='Counters']/@$1)" "$trx"; }
+  passed=$((passed + $(counter passed)))
+  failed=$((failed + $(counter failed) + $(counter error) + $(counter timeout) + $(counter aborted)))
+  skipped=$((skipped + $(counter notExecuted)))
+done
+if ((passed == 0)); then
+  status=1
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+exit $status
