@@ -223,4 +223,14 @@ public sealed class TestDriverTests : IDisposable
             b.Undefine();
         }
     }
+
+    [Fact]
+    public void A_read_only_connection_reads_but_cannot_change_anything()
+    {
+        using var readOnly = LibvirtConnection.Open("test:///default", readOnly: true);
+        Assert.True(readOnly.IsReadOnly);
+        Assert.NotEmpty(readOnly.ListAllDomains());
+        var error = Assert.Throws<LibvirtException>(() => readOnly.DefineXml(TestDriverCollection.DomainXml("read-only", Guid.NewGuid())));
+        Assert.Equal(LibvirtErrorCode.OperationDenied, error.Code);
+    }
 }
