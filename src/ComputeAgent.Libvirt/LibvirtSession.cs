@@ -32,6 +32,7 @@ public sealed partial class LibvirtSession : IAsyncDisposable
     private readonly Channel<int> reconnectRequests = Channel.CreateBounded<int>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly CancellationTokenSource stopping = new();
     private readonly Lock gate = new();
+    private readonly System.Collections.Concurrent.ConcurrentQueue<LibvirtConnection> pendingClose = new();
     private LibvirtConnection? current;
     private TaskCompletionSource<LibvirtConnection> connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? reconnectLoop;
@@ -148,8 +149,6 @@ public sealed partial class LibvirtSession : IAsyncDisposable
         reconnectRequests.Writer.TryWrite(0);
         pendingClose.Enqueue(connection);
     }
-
-    private readonly System.Collections.Concurrent.ConcurrentQueue<LibvirtConnection> pendingClose = new();
 
     private async Task ReconnectLoopAsync()
     {
