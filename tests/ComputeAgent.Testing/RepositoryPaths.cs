@@ -3,9 +3,17 @@ namespace ComputeAgent.Testing;
 /// <summary>Where the repository and the per-run scratch space are.</summary>
 public static class RepositoryPaths
 {
+    // COMPUTE_AGENT_REPO first: a build with --artifacts-path outside the tree has no
+    // ComputeAgent.sln above its binaries.
     private static readonly Lazy<string> RootLazy = new(() =>
+        Environment.GetEnvironmentVariable("COMPUTE_AGENT_REPO") is { Length: > 0 } configured
+            ? configured
+            : FindAbove(AppContext.BaseDirectory) ?? FindAbove(Directory.GetCurrentDirectory())
+              ?? throw new InvalidOperationException($"ComputeAgent.sln not found above {AppContext.BaseDirectory}; set COMPUTE_AGENT_REPO to the repository root"));
+
+    private static string? FindAbove(string start)
     {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
         {
             if (File.Exists(Path.Combine(dir.FullName, "ComputeAgent.sln")))
             {
@@ -13,8 +21,8 @@ public static class RepositoryPaths
             }
         }
 
-        throw new InvalidOperationException($"ComputeAgent.sln not found above {AppContext.BaseDirectory}");
-    });
+        return null;
+    }
 
     public static string Root => RootLazy.Value;
 

@@ -12,7 +12,7 @@ packages=(
   gcc make pkg-config
   libxml2-utils
   cpio syslinux syslinux-common mtools dosfstools fdisk
-  procps
+  procps iproute2 ovmf
 )
 
 missing=()
