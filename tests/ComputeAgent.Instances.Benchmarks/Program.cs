@@ -1,14 +1,21 @@
+using System.Globalization;
 using BenchmarkDotNet.Running;
 using ComputeAgent.Instances.Benchmarks;
 
-// BenchmarkDotNet arguments pass through, e.g. --job short --inProcess, or --artifacts DIR.
-var summary = BenchmarkRunner.Run<DomainXmlBenchmarks>(args: args);
-foreach (var report in summary.Reports)
+// --event-latency [ROUNDS]: the engine's event-to-record latency percentiles (not a BenchmarkDotNet run).
+// Anything else goes to BenchmarkDotNet, e.g. --filter '*DomainXml*' --job short --inProcess.
+if (args is ["--event-latency", .. var rest])
+{
+    return await EventLatency.RunAsync(rest.Length > 0 ? int.Parse(rest[0], CultureInfo.InvariantCulture) : 500);
+}
+
+var summaries = BenchmarkSwitcher.FromAssembly(typeof(DomainXmlBenchmarks).Assembly).Run(args);
+foreach (var report in summaries.SelectMany(s => s.Reports))
 {
     if (report.ResultStatistics is { } stats)
     {
-        Console.WriteLine($"{report.BenchmarkCase.Descriptor.WorkloadMethod.Name}: {1e9 / stats.Median:N0} documents/s per core (median {stats.Median / 1000:N1} µs)");
+        Console.WriteLine($"{report.BenchmarkCase.DisplayInfo}: median {stats.Median / 1000:N1} µs ({1e9 / stats.Median:N0}/s per core)");
     }
 }
 
-return summary.Reports.All(r => r.Success) && !summary.Reports.IsEmpty ? 0 : 1;
+return summaries.All(s => s.Reports.All(r => r.Success) && !s.Reports.IsEmpty) ? 0 : 1;

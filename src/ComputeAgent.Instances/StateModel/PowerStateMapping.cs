@@ -18,8 +18,15 @@ public static class PowerStateMapping
             DomainState.Running or DomainState.Blocked => PowerState.Running,
             DomainState.Paused => PowerState.Paused,
             DomainState.Shutdown => PowerState.Shutdown,
-            // A managed-save image exists: the guest is suspended to disk, not off.
-            DomainState.Shutoff => info.ShutoffReason == DomainShutoffReason.Saved ? PowerState.Suspended : PowerState.Shutdown,
+            // A managed-save image exists: the guest is suspended to disk, not off. QEMU that died
+            // under the guest (kill -9, a crash with on_crash=destroy) leaves SHUTOFF with reason
+            // CRASHED or FAILED: design.md §2 calls that CRASHED, not a shutdown.
+            DomainState.Shutoff => info.ShutoffReason switch
+            {
+                DomainShutoffReason.Saved => PowerState.Suspended,
+                DomainShutoffReason.Crashed or DomainShutoffReason.Failed => PowerState.Crashed,
+                _ => PowerState.Shutdown,
+            },
             DomainState.Crashed => PowerState.Crashed,
             DomainState.PmSuspended => PowerState.Suspended,
             // NoState, and any state a newer libvirt may add: we cannot say what the guest is doing.

@@ -35,13 +35,13 @@ public sealed class PowerStateMappingTests
     [InlineData(DomainShutoffReason.Unknown, PowerState.Shutdown)]
     [InlineData(DomainShutoffReason.Shutdown, PowerState.Shutdown)]
     [InlineData(DomainShutoffReason.Destroyed, PowerState.Shutdown)]
-    [InlineData(DomainShutoffReason.Crashed, PowerState.Shutdown)]
+    [InlineData(DomainShutoffReason.Crashed, PowerState.Crashed)] // QEMU died under the guest
     [InlineData(DomainShutoffReason.Migrated, PowerState.Shutdown)]
     [InlineData(DomainShutoffReason.Saved, PowerState.Suspended)]
-    [InlineData(DomainShutoffReason.Failed, PowerState.Shutdown)]
+    [InlineData(DomainShutoffReason.Failed, PowerState.Crashed)] // kill -9 of QEMU reads as FAILED
     [InlineData(DomainShutoffReason.FromSnapshot, PowerState.Shutdown)]
     [InlineData(DomainShutoffReason.Daemon, PowerState.Shutdown)]
-    public void Shutoff_is_shutdown_unless_a_managed_save_image_exists(DomainShutoffReason reason, PowerState expected)
+    public void Shutoff_is_shutdown_unless_a_managed_save_image_exists_or_qemu_died(DomainShutoffReason reason, PowerState expected)
     {
         Assert.Equal(expected, PowerStateMapping.FromLibvirt(new DomainStateInfo(DomainState.Shutoff, (int)reason)));
     }

@@ -1,0 +1,156 @@
+using ComputeAgent.Instances.DomainXml;
+using ComputeAgent.Instances.Model;
+using ComputeAgent.Instances.StateModel;
+using ComputeAgent.Instances.Store;
+using ComputeAgent.Libvirt;
+using Microsoft.Extensions.Logging;
+using static ComputeAgent.Instances.StateModel.InstanceCommand;
+
+namespace ComputeAgent.Instances.Engine;
+
+public sealed partial class InstanceEngine
+{
+    /// <summary>
+    /// Settles, before serving, every difference between the records and libvirt (issue 3 item 4):
+    /// tasks a crash interrupted, records whose domain vanished, domains of ours with no record.
+    /// </summary>
+    private async Task RecoverAsync(CancellationToken cancellationToken)
+    {
+        var powers = await driver.ReadAllPowerStatesAsync(cancellationToken).ConfigureAwait(false);
+        var interrupted = await store.ListJournalAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var entry in interrupted)
+        {
+            if (slots.TryGetValue(entry.Uuid, out var slot) && slot.Record is not null)
+            {
+                await RecoverTaskAsync(slot, entry, powers, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        foreach (var slot in slots.Values)
+        {
+            if (slot.Record is { TaskState: TaskState.None, DeletedAt: null } record)
+            {
+                var power = powers.GetValueOrDefault(slot.Uuid, PowerState.NoState);
+                await ApplyObservedPowerAsync(slot, power, powers.ContainsKey(slot.Uuid) ? "recovery" : "recovery: the domain is gone", cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        foreach (var (uuid, power) in powers)
+        {
+            if (!slots.ContainsKey(uuid))
+            {
+                await AdoptAsync(uuid, power, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task RecoverTaskAsync(InstanceSlot slot, TaskJournalEntry entry, IReadOnlyDictionary<Guid, PowerState> powers, CancellationToken cancellationToken)
+    {
+        var record = slot.Record!;
+        var power = powers.GetValueOrDefault(slot.Uuid, PowerState.NoState);
+        var name = entry.Command.ToDisplayName();
+        StateChange change;
+        if (entry.Command == Spawn && power != PowerState.Running)
+        {
+            // design.md §2: a failed spawn leaves nothing behind.
+            await driver.DeleteAsync(slot.Uuid, cancellationToken).ConfigureAwait(false);
+            change = new StateChange(slot.Uuid, VmState.Error, TaskState.None, PowerState.NoState, "recovery: spawn interrupted")
+            {
+                Journal = JournalChange.Clear,
+                Fault = new Fault("interrupted", $"the agent stopped while spawning (at {entry.Step.ToDisplayName()}); the partial domain and files were removed: delete the instance and spawn it again"),
+            };
+        }
+        else if (entry.Command == Spawn)
+        {
+            change = new StateChange(slot.Uuid, VmState.Active, TaskState.None, power, "recovery: spawn had finished") { Journal = JournalChange.Clear };
+        }
+        else if (entry.Command is Delete or ForceDelete)
+        {
+            await driver.DeleteAsync(slot.Uuid, cancellationToken).ConfigureAwait(false);
+            change = new StateChange(slot.Uuid, VmState.Deleted, TaskState.None, PowerState.NoState, "recovery: delete finished")
+            {
+                Journal = JournalChange.Clear,
+                DeletedAt = new ColumnUpdate<DateTimeOffset?>(time.GetUtcNow()),
+            };
+        }
+        else
+        {
+            // Whatever the task got to, the instance is now what libvirt shows, read as a power sync
+            // from the vm_state the task started from.
+            var vm = PowerSyncRules.Reconcile(record.VmState, power, options.RestartCrashedGuests);
+            change = new StateChange(slot.Uuid, vm, TaskState.None, power, $"recovery: {name} interrupted")
+            {
+                Journal = JournalChange.Clear,
+                VmStateBeforeTask = entry.Command == Pause && vm == VmState.Paused ? new ColumnUpdate<VmState?>(record.VmState) : default,
+                Fault = new Fault("interrupted", $"the agent stopped during {name} (at {entry.Step.ToDisplayName()}); the instance is as libvirt shows it: {vm.ToDisplayName()} / {power.ToDisplayName()}"),
+            };
+        }
+
+        LogRecovered(logger, slot.Uuid, name, entry.Step.ToDisplayName(), change.VmState.ToDisplayName());
+        await slot.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await CommitLockedAsync(slot, change, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            slot.Gate.Release();
+        }
+    }
+
+    /// <summary>A domain carrying the agent's metadata but no record (the database was lost or restored): take it back.</summary>
+    private async Task AdoptAsync(Guid uuid, PowerState power, CancellationToken cancellationToken)
+    {
+        var xml = await Task.Run(
+            async () =>
+            {
+                var connection = await session.GetConnectionAsync(cancellationToken).ConfigureAwait(false);
+                using var domain = connection.TryLookupByUuid(uuid);
+                return domain?.GetXmlDesc(DomainXmlFlags.Inactive);
+            }, cancellationToken).ConfigureAwait(false);
+        if (xml is null || InstanceMetadata.Parse(xml) is not { } metadata)
+        {
+            return; // not ours: other domains on the host are left alone
+        }
+
+        var f = metadata.Flavor;
+        var spec = new InstanceSpec
+        {
+            Uuid = uuid,
+            Name = metadata.Name,
+            Flavor = new Flavor(f.Name, f.Vcpus, f.RamMiB, f.RootGiB, f.EphemeralGiB, f.SwapGiB),
+            Image = new ImageMeta(metadata.ImageId),
+            Owner = metadata.Owner,
+            CreatedAt = metadata.CreatedAt,
+        };
+        var vm = power switch
+        {
+            PowerState.Running => VmState.Active,
+            PowerState.Paused => VmState.Paused,
+            PowerState.Suspended => VmState.Suspended,
+            PowerState.Shutdown => VmState.Stopped,
+            _ => VmState.Error,
+        };
+        LogAdopted(logger, uuid, vm.ToDisplayName());
+        var slot = StartSlot(new InstanceSlot(uuid, null));
+        await slot.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await CommitLockedAsync(slot, new StateChange(uuid, vm, TaskState.None, power, "recovery: adopted from libvirt metadata")
+            {
+                Spec = driver.WithLocalRootDisk(spec),
+                Fault = new Fault("adopted", "the agent had no record of this domain and rebuilt it from the domain's metadata"),
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            slot.Gate.Release();
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceUuid}: {Command} was interrupted at {TaskState} by an agent stop; now {VmState}")]
+    private static partial void LogRecovered(ILogger logger, Guid instanceUuid, string command, string taskState, string vmState);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Instance {InstanceUuid}: a domain of ours with no record; adopted from its metadata as {VmState}")]
+    private static partial void LogAdopted(ILogger logger, Guid instanceUuid, string vmState);
+}

@@ -1,0 +1,39 @@
+using ComputeAgent.Instances.Model;
+using ComputeAgent.Instances.StateModel;
+
+namespace ComputeAgent.Instances.Engine;
+
+/// <summary>
+/// One accepted command as the driver sees it while it runs: the instance, the plan, and the two
+/// things it reports back (the next task_state step, what it has created so far for the journal).
+/// </summary>
+public sealed class TaskRun
+{
+    private readonly Func<TaskState, CancellationToken, Task> advance;
+    private readonly Func<string, string?, CancellationToken, Task> journal;
+
+    internal TaskRun(Guid uuid, InstanceSpec spec, CommandPlan plan, VmState vmStateBefore, Func<TaskState, CancellationToken, Task> advance, Func<string, string?, CancellationToken, Task> journal)
+    {
+        Uuid = uuid;
+        Spec = spec;
+        Plan = plan;
+        VmStateBefore = vmStateBefore;
+        this.advance = advance;
+        this.journal = journal;
+    }
+
+    public Guid Uuid { get; }
+
+    public InstanceSpec Spec { get; }
+
+    public CommandPlan Plan { get; }
+
+    /// <summary>The vm_state the instance was in when the command was accepted.</summary>
+    public VmState VmStateBefore { get; }
+
+    /// <summary>Moves to the plan's next task_state (committed and published before it returns).</summary>
+    public Task AdvanceAsync(TaskState next, CancellationToken cancellationToken) => advance(next, cancellationToken);
+
+    /// <summary>Records in the task journal that <paramref name="key"/> now exists (null: no longer), so a crash can clean it up.</summary>
+    public Task JournalAsync(string key, string? value, CancellationToken cancellationToken) => journal(key, value, cancellationToken);
+}

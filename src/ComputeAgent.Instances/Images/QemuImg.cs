@@ -1,0 +1,62 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace ComputeAgent.Instances.Images;
+
+/// <summary>qemu-img, the one program the agent shells out to (design.md §1.5).</summary>
+public static class QemuImg
+{
+    /// <summary>A qcow2 overlay on <paramref name="baseImage"/>, grown to <paramref name="sizeBytes"/> when given (never shrunk below the base).</summary>
+    public static Task CreateOverlayAsync(string baseImage, string baseFormat, string overlay, long? sizeBytes, CancellationToken cancellationToken)
+    {
+        List<string> args = ["create", "-q", "-f", "qcow2", "-F", baseFormat, "-b", baseImage, overlay];
+        if (sizeBytes is { } size)
+        {
+            args.Add(size.ToString(CultureInfo.InvariantCulture));
+        }
+
+        return RunAsync(args, cancellationToken);
+    }
+
+    /// <summary>Grows an image; qemu-img refuses to shrink without --shrink, which we never pass.</summary>
+    public static Task ResizeAsync(string image, long sizeBytes, CancellationToken cancellationToken) =>
+        RunAsync(["resize", "-q", image, sizeBytes.ToString(CultureInfo.InvariantCulture)], cancellationToken);
+
+    /// <summary><c>qemu-img info --output=json</c> of an image, as text.</summary>
+    public static Task<string> InfoJsonAsync(string image, CancellationToken cancellationToken) =>
+        RunAsync(["info", "--force-share", "--output=json", image], cancellationToken);
+
+    private static async Task<string> RunAsync(List<string> arguments, CancellationToken cancellationToken)
+    {
+        var startInfo = new ProcessStartInfo("qemu-img")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(startInfo) ?? throw new InvalidOperationException("qemu-img could not be started: install qemu-utils");
+        var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var error = process.StandardError.ReadToEndAsync(cancellationToken);
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+
+        if (process.ExitCode != 0)
+        {
+            throw new IOException($"qemu-img {arguments[0]} failed (exit {process.ExitCode}): {(await error.ConfigureAwait(false)).Trim()}");
+        }
+
+        return await output.ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,67 @@
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+
+namespace ComputeAgent.Instances.Store;
+
+/// <summary>Opens connections to one state database, each with the agent's settings.</summary>
+internal sealed class StoreConnections
+{
+    private readonly string connectionString;
+    private readonly string pragmas;
+
+    public StoreConnections(string path, TimeSpan busyTimeout)
+    {
+        Path = path;
+        connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            ForeignKeys = true,
+            DefaultTimeout = (int)Math.Ceiling(busyTimeout.TotalSeconds),
+        }.ToString();
+        // NORMAL is durable in WAL mode against a crash of the agent (only a power loss may lose the
+        // last commits) and avoids an fsync per commit. Per connection, so set on every one.
+        pragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {(long)busyTimeout.TotalMilliseconds};");
+    }
+
+    public string Path { get; }
+
+    public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(connectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            using var command = connection.CreateCommand();
+            command.CommandText = pragmas;
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Switches the file to write-ahead logging (persistent in the file) and checks that it took.</summary>
+    public async Task EnableWalAsync(SqliteConnection connection, CancellationToken cancellationToken)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA journal_mode = WAL";
+        var mode = (string?)await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
+        {
+            // e.g. a file system without shared memory support; rollback journaling would halve throughput silently.
+            throw new StoreSchemaException($"the state database {Path} cannot use write-ahead logging (journal_mode is '{mode}')");
+        }
+    }
+
+    /// <summary>Closes the pooled connections, so the file is released (and the WAL checkpointed) when the store goes.</summary>
+    public void ReleasePool()
+    {
+        using var connection = new SqliteConnection(connectionString);
+        SqliteConnection.ClearPool(connection);
+    }
+}

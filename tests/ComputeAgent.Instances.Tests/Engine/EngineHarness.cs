@@ -1,0 +1,155 @@
+using System.Threading.Channels;
+using System.Xml.Linq;
+using ComputeAgent.Instances.DomainXml;
+using ComputeAgent.Instances.Engine;
+using ComputeAgent.Instances.Model;
+using ComputeAgent.Instances.StateModel;
+using ComputeAgent.Instances.Store;
+using ComputeAgent.Instances.Tests.DomainXml;
+using ComputeAgent.Libvirt;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace ComputeAgent.Instances.Tests.Engine;
+
+/// <summary>A real engine: a SQLite store in a scratch folder, a libvirt session, the XML builder.</summary>
+public sealed class EngineHarness : IAsyncDisposable
+{
+    private EngineHarness(string scratch, string uri, HostSettings host, EngineOptions options)
+    {
+        Scratch = scratch;
+        Uri = uri;
+        Host = host;
+        Options = options;
+    }
+
+    public string Scratch { get; }
+
+    public string Uri { get; }
+
+    public HostSettings Host { get; }
+
+    public EngineOptions Options { get; }
+
+    public string StorePath => Path.Combine(Scratch, "agent.db");
+
+    public InstanceStore Store { get; private set; } = null!;
+
+    public LibvirtSession Session { get; private set; } = null!;
+
+    public InstanceEngine Engine { get; private set; } = null!;
+
+    public ChannelReader<EventRecord> Events { get; private set; } = null!;
+
+    public static async Task<EngineHarness> StartAsync(string uri, EngineOptions? options = null, string? scratch = null, Func<InstanceStore, Task>? beforeStart = null)
+    {
+        scratch ??= Testing.RepositoryPaths.CreateScratch("engine");
+        var host = Samples.Host with { InstancesDirectory = Path.Combine(scratch, "instances"), DedicatedCpuSet = [], DirectIoSupported = false };
+        Directory.CreateDirectory(host.InstancesDirectory);
+        var harness = new EngineHarness(scratch, uri, host, options ?? new EngineOptions { GracefulStopTimeout = TimeSpan.FromSeconds(30) });
+        await harness.OpenAsync(beforeStart);
+        return harness;
+    }
+
+    /// <summary>Stops the engine as a crash would leave things (journal kept) and starts a new one on the same files.</summary>
+    public async Task RestartAsync(Func<InstanceStore, Task>? beforeStart = null)
+    {
+        await CloseAsync();
+        await OpenAsync(beforeStart);
+    }
+
+    private async Task OpenAsync(Func<InstanceStore, Task>? beforeStart)
+    {
+        Store = await InstanceStore.OpenAsync(StorePath);
+        if (beforeStart is not null)
+        {
+            await beforeStart(Store);
+        }
+
+        Session = new LibvirtSession(new LibvirtSessionOptions { Uri = Uri }, NullLogger<LibvirtSession>.Instance);
+        await Session.ConnectAsync(CancellationToken.None);
+        Engine = new InstanceEngine(Store, Session, new DomainXmlBuilder(Host), Options, NullLogger<InstanceEngine>.Instance);
+        Events = Engine.Events.Subscribe(CancellationToken.None);
+        await Engine.StartAsync(CancellationToken.None);
+    }
+
+    private async Task CloseAsync()
+    {
+        await Engine.DisposeAsync();
+        await Session.DisposeAsync();
+        await Store.DisposeAsync();
+    }
+
+    /// <summary>Waits for the instance to reach the states; fails with the events seen when it does not (a hang bound, not a speed check).</summary>
+    public async Task<EventRecord> WaitForAsync(Guid uuid, VmState vm, TaskState task, PowerState? power = null, int seconds = 60)
+    {
+        var seen = new List<string>();
+        if (Engine.Find(uuid) is { } now && now.VmState == vm && now.TaskState == task && (power is null || now.PowerState == power))
+        {
+            return new EventRecord(0, uuid, null, vm, null, task, null, now.PowerState, "already", DateTimeOffset.UtcNow);
+        }
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+        try
+        {
+            while (true)
+            {
+                var e = await Events.ReadAsync(cts.Token);
+                if (e.Uuid != uuid)
+                {
+                    continue;
+                }
+
+                seen.Add($"{e.NewVmState}/{e.NewTaskState}/{e.NewPowerState} ({e.Cause})");
+                if (e.NewVmState == vm && e.NewTaskState == task && (power is null || e.NewPowerState == power))
+                {
+                    return e;
+                }
+
+                if (e.Cause.EndsWith(" failed", StringComparison.Ordinal))
+                {
+                    var faults = await Store.ListFaultsAsync(uuid);
+                    throw new InvalidOperationException($"{uuid}: {e.Cause} while waiting for {vm}/{task}/{power}: {(faults.Count > 0 ? faults[^1].Message : "no fault")}; saw [{string.Join(", ", seen)}]");
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            var record = Engine.Find(uuid);
+            throw new TimeoutException($"{uuid} never reached {vm}/{task}/{power}; now {record?.VmState}/{record?.TaskState}/{record?.PowerState}; saw [{string.Join(", ", seen)}]");
+        }
+    }
+
+    /// <summary>Defines a test-driver domain carrying the agent's metadata, as the agent would have left it.</summary>
+    public static Guid DefineTestDomainOfOurs(LibvirtConnection connection, bool start)
+    {
+        var uuid = Guid.NewGuid();
+        var spec = Samples.Typical(uuid);
+        var metadata = XDocument.Parse(new DomainXmlBuilder(Samples.Host).Build(spec)).Root!.Element("metadata")!;
+        var xml = new XElement("domain", new XAttribute("type", "test"),
+            new XElement("name", HostSettings.DomainName(uuid)),
+            new XElement("uuid", uuid),
+            new XElement("memory", new XAttribute("unit", "MiB"), 64),
+            new XElement("vcpu", 1),
+            new XElement("os", new XElement("type", "hvm")),
+            metadata);
+        using var domain = connection.DefineXml(xml.ToString());
+        if (start)
+        {
+            domain.Create();
+        }
+
+        return uuid;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await CloseAsync();
+        try
+        {
+            Directory.Delete(Scratch, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

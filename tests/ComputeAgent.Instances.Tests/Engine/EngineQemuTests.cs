@@ -1,0 +1,110 @@
+using ComputeAgent.Instances.Engine;
+using ComputeAgent.Instances.Model;
+using ComputeAgent.Instances.StateModel;
+using ComputeAgent.Instances.Tests.DomainXml;
+using ComputeAgent.Libvirt;
+using ComputeAgent.Testing;
+using Xunit;
+
+namespace ComputeAgent.Instances.Tests.Engine;
+
+/// <summary>The engine driving real QEMU guests (TCG) under the host's libvirtd.</summary>
+[Collection(DomainXmlQemuCollection.Name)]
+[Trait("Category", "Qemu")]
+public sealed class EngineQemuTests(QemuHost host)
+{
+    private static readonly TimeSpan Boot = TimeSpan.FromSeconds(120);
+
+    [SkippableFact]
+    public async Task Spawn_walks_the_seeds_sequence_then_unexplained_power_off_and_qemu_death_are_synced_and_delete_leaves_nothing()
+    {
+        host.SkipIfUnavailable();
+        await using var harness = await EngineHarness.StartAsync(QemuHost.Uri);
+        using var behindTheBack = LibvirtConnection.Open(QemuHost.Uri);
+        var spec = TinySpec(Guid.NewGuid());
+        var uuid = spec.Uuid;
+
+        var accepted = await harness.Engine.SpawnAsync(spec, host.Guest.Disk, CancellationToken.None);
+        Assert.Equal((VmState.Building, TaskState.Scheduling, PowerState.NoState), (accepted.VmState, accepted.TaskState, accepted.PowerState));
+
+        // Idempotent by UUID: the same spawn again is the same instance, not a second guest.
+        var again = await harness.Engine.SpawnAsync(spec, host.Guest.Disk, CancellationToken.None);
+        Assert.Equal(uuid, again.Uuid);
+
+        await harness.WaitForAsync(uuid, VmState.Active, TaskState.None, PowerState.Running, seconds: 120);
+        var sequence = (await harness.Store.ReadEventsAsync(0, 1000)).Where(e => e.Uuid == uuid).Select(e => (e.NewVmState, e.NewTaskState, e.NewPowerState)).ToList();
+        Assert.Equal(
+            [
+                (VmState.Building, TaskState.Scheduling, PowerState.NoState),
+                (VmState.Building, TaskState.Networking, PowerState.NoState),
+                (VmState.Building, TaskState.BlockDeviceMapping, PowerState.NoState),
+                (VmState.Building, TaskState.Spawning, PowerState.NoState),
+                (VmState.Active, TaskState.None, PowerState.Running),
+            ],
+            sequence);
+        Assert.Single(behindTheBack.ListAllDomains(), d => { using (d) { return d.Uuid == uuid; } });
+        await EventWaits.WaitForConsoleLineAsync(harness.Host.ConsoleLogPath(uuid), host.Guest.ReadyLine, Boot);
+
+        // The guest powers off (ACPI from outside the agent): STOPPED, not ERROR.
+        using (var domain = behindTheBack.LookupByUuid(uuid))
+        {
+            domain.Shutdown(DomainShutdownFlags.AcpiPowerButton);
+        }
+
+        var stopped = await harness.WaitForAsync(uuid, VmState.Stopped, TaskState.None, PowerState.Shutdown);
+        Assert.StartsWith("libvirt event", stopped.Cause, StringComparison.Ordinal);
+
+        await harness.Engine.SubmitAsync(uuid, InstanceCommand.Start, CancellationToken.None);
+        await harness.WaitForAsync(uuid, VmState.Active, TaskState.None, PowerState.Running);
+        await EventWaits.WaitForConsoleLineAsync(harness.Host.ConsoleLogPath(uuid), host.Guest.ReadyLine, Boot);
+
+        // kill -9 of QEMU: the guest died under us.
+        var pid = (await ProcessRunner.RunAsync("pgrep", ["-f", $"guest={HostSettings.DomainName(uuid)}"], TimeSpan.FromSeconds(10))).EnsureSuccess("pgrep").StandardOutput.Trim().Split('\n')[0];
+        (await ProcessRunner.RunAsync("kill", ["-9", pid], TimeSpan.FromSeconds(10))).EnsureSuccess("kill -9");
+        var crashed = await harness.WaitForAsync(uuid, VmState.Error, TaskState.None, PowerState.Crashed);
+        Assert.Contains(await harness.Store.ListFaultsAsync(uuid), f => f.Code == "power_sync");
+
+        // Delete from ERROR: domain, overlay, console log and record all gone; the stream says DELETED.
+        await harness.Engine.SubmitAsync(uuid, InstanceCommand.Delete, CancellationToken.None);
+        await harness.WaitForAsync(uuid, VmState.Deleted, TaskState.None, PowerState.NoState);
+        Assert.Null(behindTheBack.TryLookupByUuid(uuid));
+        Assert.False(Directory.Exists(harness.Driver().InstanceDirectory(uuid)));
+        Assert.DoesNotContain(await harness.Store.ListInstancesAsync(includeDeleted: false), r => r.Uuid == uuid);
+        Assert.Equal(VmState.Deleted, (await harness.Store.GetInstanceAsync(uuid))!.VmState);
+    }
+
+    [SkippableFact]
+    public async Task A_spawn_from_an_unusable_image_ends_in_error_with_a_fault_and_leaves_nothing_behind()
+    {
+        host.SkipIfUnavailable();
+        await using var harness = await EngineHarness.StartAsync(QemuHost.Uri);
+        var notAnImage = Path.Combine(harness.Scratch, "not-an-image.qcow2");
+        await File.WriteAllTextAsync(notAnImage, "this is not a disk image");
+        var spec = TinySpec(Guid.NewGuid());
+
+        await harness.Engine.SpawnAsync(spec, notAnImage, CancellationToken.None);
+        await harness.WaitForAsync(spec.Uuid, VmState.Error, TaskState.None, PowerState.NoState);
+
+        var fault = Assert.Single(await harness.Store.ListFaultsAsync(spec.Uuid));
+        Assert.Contains("spawn failed", fault.Message, StringComparison.Ordinal);
+        Assert.Contains("removed", fault.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(harness.Driver().InstanceDirectory(spec.Uuid)));
+        using var connection = LibvirtConnection.Open(QemuHost.Uri);
+        Assert.Null(connection.TryLookupByUuid(spec.Uuid));
+        Assert.Empty(await harness.Store.ListJournalAsync());
+    }
+
+    private static InstanceSpec TinySpec(Guid uuid) => new()
+    {
+        Uuid = uuid,
+        Name = "engine-test",
+        Flavor = new Flavor("m1.tiny", 1, 256, RootGiB: 1),
+        Image = new ImageMeta("a1b2c3d4-0000-4000-8000-000000000002"),
+        Owner = new InstanceOwner("6f3e1a2b3c4d4e5f8a9b0c1d2e3f4a5b", "0a1b2c3d4e5f46a7b8c9d0e1f2a3b4c5"),
+    };
+}
+
+internal static class EngineHarnessExtensions
+{
+    public static InstanceDriver Driver(this EngineHarness harness) => harness.Engine.Driver;
+}

@@ -1,0 +1,96 @@
+using ComputeAgent.Instances.Store;
+using Xunit;
+
+namespace ComputeAgent.Instances.Tests.Store;
+
+public sealed class SchemaTests : IDisposable
+{
+    private readonly TempDatabase database = new();
+
+    public void Dispose() => database.Dispose();
+
+    private static IReadOnlyList<Migration> With(params Migration[] later) => [.. Migrations.All, .. later];
+
+    private long Version() => (long)TempDatabase.Scalar(database.Path, "SELECT MAX(version) FROM schema_version")!;
+
+    private long TableCount(string name) => (long)TempDatabase.Scalar(database.Path, $"SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{name}'")!;
+
+    [Fact]
+    public async Task An_empty_file_is_brought_to_the_current_version()
+    {
+        await File.WriteAllBytesAsync(database.Path, []);
+
+        await using (var store = await InstanceStore.OpenAsync(database.Path))
+        {
+            Assert.Equal(Migrations.Latest(Migrations.All), store.SchemaVersion);
+        }
+
+        Assert.Equal(Migrations.Latest(Migrations.All), Version());
+        Assert.All(new[] { "instances", "faults", "task_journal", "events", "schema_version" }, t => Assert.Equal(1, TableCount(t)));
+    }
+
+    [Fact]
+    public async Task A_database_from_a_newer_agent_is_refused_clearly_and_left_alone()
+    {
+        await (await InstanceStore.OpenAsync(database.Path)).DisposeAsync();
+        var future = Migrations.Latest(Migrations.All) + 1;
+        TempDatabase.Scalar(database.Path, $"INSERT INTO schema_version (version, description, applied_at) VALUES ({future}, 'from the future', '2030-01-01T00:00:00.0000000Z')");
+
+        var error = await Assert.ThrowsAsync<StoreSchemaException>(() => InstanceStore.OpenAsync(database.Path));
+
+        Assert.Contains($"schema version {future}", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"versions up to {future - 1}", error.Message, StringComparison.Ordinal);
+        Assert.Contains(database.Path, error.Message, StringComparison.Ordinal);
+        Assert.Equal(future, Version());
+    }
+
+    [Fact]
+    public async Task An_older_database_gets_only_the_newer_steps_and_keeps_its_rows()
+    {
+        await using (var store = await InstanceStore.OpenAsync(database.Path))
+        {
+            await Changes.CreateAsync(store);
+        }
+
+        await using (var upgraded = await InstanceStore.OpenAsync(database.Path, InstanceStoreOptions.Default, With(new Migration(2, "host column", "ALTER TABLE instances ADD COLUMN host TEXT")), CancellationToken.None))
+        {
+            Assert.Equal(2, upgraded.SchemaVersion);
+            Assert.Single(await upgraded.ListInstancesAsync(includeDeleted: false));
+        }
+
+        Assert.Equal(2, Version());
+        Assert.Equal(0L, TempDatabase.Scalar(database.Path, "SELECT COUNT(host) FROM instances"));
+    }
+
+    [Fact]
+    public async Task A_failing_step_rolls_back_every_step_of_the_open()
+    {
+        await (await InstanceStore.OpenAsync(database.Path)).DisposeAsync();
+        var steps = With(new Migration(2, "good", "CREATE TABLE hosts (name TEXT)"), new Migration(3, "bad", "ALTER TABLE no_such_table ADD COLUMN x TEXT"));
+
+        var error = await Assert.ThrowsAsync<StoreSchemaException>(() => InstanceStore.OpenAsync(database.Path, InstanceStoreOptions.Default, steps, CancellationToken.None));
+
+        Assert.Contains("schema version 3 (bad)", error.Message, StringComparison.Ordinal);
+        Assert.Equal(1, Version());
+        Assert.Equal(0, TableCount("hosts"));
+    }
+
+    [Fact]
+    public async Task Migrations_out_of_order_are_a_programming_error()
+    {
+        var steps = With(new Migration(3, "skips 2", "SELECT 1"));
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => InstanceStore.OpenAsync(database.Path, InstanceStoreOptions.Default, steps, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task The_file_is_in_wal_mode_and_connections_have_the_agents_settings()
+    {
+        await using var store = await InstanceStore.OpenAsync(database.Path);
+
+        Assert.Equal("wal", TempDatabase.Scalar(database.Path, "PRAGMA journal_mode"));
+        Assert.Equal("1", await store.ReadPragmaAsync("synchronous"));
+        Assert.Equal("1", await store.ReadPragmaAsync("foreign_keys"));
+        Assert.Equal("5000", await store.ReadPragmaAsync("busy_timeout"));
+    }
+}
