@@ -101,14 +101,29 @@ public sealed partial class InstanceEngine
     /// <summary>A domain carrying the agent's metadata but no record (the database was lost or restored): take it back.</summary>
     private async Task AdoptAsync(Guid uuid, PowerState power, CancellationToken cancellationToken)
     {
-        var xml = await Task.Run(
-            async () =>
-            {
-                var connection = await session.GetConnectionAsync(cancellationToken).ConfigureAwait(false);
-                using var domain = connection.TryLookupByUuid(uuid);
-                return domain?.GetXmlDesc(DomainXmlFlags.Inactive);
-            }, cancellationToken).ConfigureAwait(false);
-        if (xml is null || InstanceMetadata.Parse(xml) is not { } metadata)
+        InstanceMetadata? metadata;
+        try
+        {
+            var connection = await session.GetConnectionAsync(cancellationToken).ConfigureAwait(false);
+            var xml = await Task.Run(
+                () =>
+                {
+                    using var domain = connection.TryLookupByUuid(uuid);
+                    return domain?.GetXmlDesc(DomainXmlFlags.Inactive);
+                }, cancellationToken).ConfigureAwait(false);
+            metadata = xml is null ? null : InstanceMetadata.Parse(xml);
+        }
+        catch (LibvirtException ex) when (ex.Code == LibvirtErrorCode.NoDomain)
+        {
+            return; // gone between the listing and the look: nothing to adopt
+        }
+        catch (InvalidDataException ex)
+        {
+            LogUnreadableMetadata(logger, uuid, ex);
+            return;
+        }
+
+        if (metadata is null)
         {
             return; // not ours: other domains on the host are left alone
         }
@@ -150,6 +165,9 @@ public sealed partial class InstanceEngine
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceUuid}: {Command} was interrupted at {TaskState} by an agent stop; now {VmState}")]
     private static partial void LogRecovered(ILogger logger, Guid instanceUuid, string command, string taskState, string vmState);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Domain {InstanceUuid} carries agent metadata the agent cannot read; left alone")]
+    private static partial void LogUnreadableMetadata(ILogger logger, Guid instanceUuid, Exception error);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Instance {InstanceUuid}: a domain of ours with no record; adopted from its metadata as {VmState}")]
     private static partial void LogAdopted(ILogger logger, Guid instanceUuid, string vmState);

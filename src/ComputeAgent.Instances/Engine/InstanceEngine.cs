@@ -456,7 +456,9 @@ public sealed partial class InstanceEngine : IAsyncDisposable
                     continue;
                 }
 
-                if (e.Kind != DomainEventKind.Lifecycle || !slots.TryGetValue(e.Uuid, out var slot))
+                // A Shutdown event means the guest has finished shutting down while QEMU is still
+                // exiting (the domain still "runs"): the Stopped event that follows settles it.
+                if (e.Kind != DomainEventKind.Lifecycle || e.Lifecycle == DomainLifecycleEventType.Shutdown || !slots.TryGetValue(e.Uuid, out var slot))
                 {
                     continue;
                 }

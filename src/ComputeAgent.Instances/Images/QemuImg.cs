@@ -6,6 +6,11 @@ namespace ComputeAgent.Instances.Images;
 /// <summary>qemu-img, the one program the agent shells out to (design.md §1.5).</summary>
 public static class QemuImg
 {
+    private const string Prlimit = "/usr/bin/prlimit";
+
+    // Nova's limits for qemu-img on untrusted images: 1 GiB of address space, 30 s of CPU.
+    private static readonly string[] InspectLimits = ["--as=1073741824", "--cpu=30", "--", "qemu-img"];
+
     /// <summary>A qcow2 overlay on <paramref name="baseImage"/>, grown to <paramref name="sizeBytes"/> when given (never shrunk below the base).</summary>
     public static Task CreateOverlayAsync(string baseImage, string baseFormat, string overlay, long? sizeBytes, CancellationToken cancellationToken)
     {
@@ -26,15 +31,28 @@ public static class QemuImg
     public static Task<string> InfoJsonAsync(string image, CancellationToken cancellationToken) =>
         RunAsync(["info", "--force-share", "--output=json", image], cancellationToken);
 
-    private static async Task<string> RunAsync(List<string> arguments, CancellationToken cancellationToken)
+    /// <summary>
+    /// <c>qemu-img info --output=json</c> of an untrusted image with its format probed (so that a
+    /// disguised image shows what it really is), under the limits Nova uses: a crafted image can
+    /// make qemu-img eat memory or spin.
+    /// </summary>
+    public static Task<string> InspectJsonAsync(string image, CancellationToken cancellationToken) =>
+        RunAsync(["info", "--output=json", image], cancellationToken, limited: true);
+
+    /// <summary>Writes <paramref name="source"/> (read as <paramref name="sourceFormat"/>, never probed) to a new <paramref name="target"/> image.</summary>
+    public static Task ConvertAsync(string source, string sourceFormat, string target, string targetFormat, CancellationToken cancellationToken) =>
+        RunAsync(["convert", "-q", "-f", sourceFormat, "-O", targetFormat, source, target], cancellationToken);
+
+    private static async Task<string> RunAsync(List<string> arguments, CancellationToken cancellationToken, bool limited = false)
     {
-        var startInfo = new ProcessStartInfo("qemu-img")
+        var prlimit = limited && File.Exists(Prlimit);
+        var startInfo = new ProcessStartInfo(prlimit ? Prlimit : "qemu-img")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var argument in arguments)
+        foreach (var argument in prlimit ? [.. InspectLimits, .. arguments] : arguments)
         {
             startInfo.ArgumentList.Add(argument);
         }

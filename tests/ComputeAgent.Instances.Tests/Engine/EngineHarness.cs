@@ -79,22 +79,23 @@ public sealed class EngineHarness : IAsyncDisposable
         await Store.DisposeAsync();
     }
 
-    /// <summary>Waits for the instance to reach the states; fails with the events seen when it does not (a hang bound, not a speed check).</summary>
+    /// <summary>
+    /// Waits for the instance to reach the states (the engine's record), failing at once when a task
+    /// of it fails on the way, or with the events seen after a bound (a hang bound, not a speed check).
+    /// Only events committed after the call count: older ones still queued are stale.
+    /// </summary>
     public async Task<EventRecord> WaitForAsync(Guid uuid, VmState vm, TaskState task, PowerState? power = null, int seconds = 60)
     {
+        var after = await Store.LastSequenceAsync();
         var seen = new List<string>();
-        if (Engine.Find(uuid) is { } now && now.VmState == vm && now.TaskState == task && (power is null || now.PowerState == power))
+        EventRecord? reached = null;
+        DateTime? stateSince = null;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(seconds);
+        while (DateTime.UtcNow < deadline)
         {
-            return new EventRecord(0, uuid, null, vm, null, task, null, now.PowerState, "already", DateTimeOffset.UtcNow);
-        }
-
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
-        try
-        {
-            while (true)
+            while (Events.TryRead(out var e))
             {
-                var e = await Events.ReadAsync(cts.Token);
-                if (e.Uuid != uuid)
+                if (e.Uuid != uuid || e.Seq <= after)
                 {
                     continue;
                 }
@@ -102,21 +103,30 @@ public sealed class EngineHarness : IAsyncDisposable
                 seen.Add($"{e.NewVmState}/{e.NewTaskState}/{e.NewPowerState} ({e.Cause})");
                 if (e.NewVmState == vm && e.NewTaskState == task && (power is null || e.NewPowerState == power))
                 {
-                    return e;
+                    reached = e;
                 }
-
-                if (e.Cause.EndsWith(" failed", StringComparison.Ordinal))
+                else if (e.Cause.EndsWith(" failed", StringComparison.Ordinal))
                 {
                     var faults = await Store.ListFaultsAsync(uuid);
                     throw new InvalidOperationException($"{uuid}: {e.Cause} while waiting for {vm}/{task}/{power}: {(faults.Count > 0 ? faults[^1].Message : "no fault")}; saw [{string.Join(", ", seen)}]");
                 }
             }
+
+            if (Engine.Find(uuid) is { } now && now.VmState == vm && now.TaskState == task && (power is null || now.PowerState == power))
+            {
+                // The record changes just before its event is published: give the event a moment.
+                stateSince ??= DateTime.UtcNow;
+                if (reached is not null || DateTime.UtcNow - stateSince > TimeSpan.FromSeconds(1))
+                {
+                    return reached ?? new EventRecord(0, uuid, null, vm, null, task, null, now.PowerState, "already there", DateTimeOffset.UtcNow);
+                }
+            }
+
+            await Task.WhenAny(Events.WaitToReadAsync().AsTask(), Task.Delay(100));
         }
-        catch (OperationCanceledException)
-        {
-            var record = Engine.Find(uuid);
-            throw new TimeoutException($"{uuid} never reached {vm}/{task}/{power}; now {record?.VmState}/{record?.TaskState}/{record?.PowerState}; saw [{string.Join(", ", seen)}]");
-        }
+
+        var record = Engine.Find(uuid);
+        throw new TimeoutException($"{uuid} never reached {vm}/{task}/{power}; now {record?.VmState}/{record?.TaskState}/{record?.PowerState}; saw [{string.Join(", ", seen)}]");
     }
 
     /// <summary>Defines a test-driver domain carrying the agent's metadata, as the agent would have left it.</summary>

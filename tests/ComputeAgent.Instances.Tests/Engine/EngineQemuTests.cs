@@ -94,6 +94,41 @@ public sealed class EngineQemuTests(QemuHost host)
         Assert.Empty(await harness.Store.ListJournalAsync());
     }
 
+    [SkippableFact]
+    public async Task Spawns_beyond_the_build_limit_wait_in_scheduling_and_a_delete_preempts_a_spawn_in_flight()
+    {
+        host.SkipIfUnavailable();
+        await using var harness = await EngineHarness.StartAsync(QemuHost.Uri, new EngineOptions { MaxConcurrentBuilds = 1, GracefulStopTimeout = TimeSpan.FromSeconds(30) });
+        var first = TinySpec(Guid.NewGuid());
+        var second = TinySpec(Guid.NewGuid());
+        await harness.Engine.SpawnAsync(first, host.Guest.Disk, CancellationToken.None);
+        await harness.Engine.SpawnAsync(second, host.Guest.Disk, CancellationToken.None);
+
+        // The second waits in SCHEDULING while the only build slot is taken: delete it there.
+        Assert.Equal(TaskState.Scheduling, harness.Engine.Find(second.Uuid)!.TaskState);
+        var deleting = await harness.Engine.SubmitAsync(second.Uuid, InstanceCommand.Delete, CancellationToken.None);
+        Assert.Equal((VmState.Building, TaskState.Deleting), (deleting.VmState, deleting.TaskState));
+        await harness.WaitForAsync(second.Uuid, VmState.Deleted, TaskState.None, PowerState.NoState);
+        await harness.WaitForAsync(first.Uuid, VmState.Active, TaskState.None, PowerState.Running, seconds: 120);
+
+        var log = await harness.Store.ReadEventsAsync(0, 1000);
+        Assert.DoesNotContain(log, e => e.Uuid == second.Uuid && e.NewTaskState is TaskState.Networking or TaskState.Spawning);
+        Assert.False(Directory.Exists(harness.Driver().InstanceDirectory(second.Uuid)));
+
+        // A third, deleted while it spawns for real, leaves no domain and no files either.
+        var third = TinySpec(Guid.NewGuid());
+        await harness.Engine.SpawnAsync(third, host.Guest.Disk, CancellationToken.None);
+        await harness.WaitForAsync(third.Uuid, VmState.Building, TaskState.BlockDeviceMapping);
+        await harness.Engine.SubmitAsync(third.Uuid, InstanceCommand.Delete, CancellationToken.None);
+        await harness.WaitForAsync(third.Uuid, VmState.Deleted, TaskState.None, PowerState.NoState);
+        using var connection = LibvirtConnection.Open(QemuHost.Uri);
+        Assert.Null(connection.TryLookupByUuid(third.Uuid));
+        Assert.False(Directory.Exists(harness.Driver().InstanceDirectory(third.Uuid)));
+
+        await harness.Engine.SubmitAsync(first.Uuid, InstanceCommand.Delete, CancellationToken.None);
+        await harness.WaitForAsync(first.Uuid, VmState.Deleted, TaskState.None, PowerState.NoState);
+    }
+
     private static InstanceSpec TinySpec(Guid uuid) => new()
     {
         Uuid = uuid,
