@@ -53,7 +53,7 @@ public sealed class InstanceDriver
     public Task<Dictionary<Guid, PowerState>> ReadAllPowerStatesAsync(CancellationToken cancellationToken) =>
         WithConnectionAsync(c => c.GetAllDomainStats(DomainStatsTypes.State).ToDictionary(s => s.Uuid, s => PowerStateMapping.FromLibvirt(s.State)), cancellationToken);
 
-    public Task ExecuteAsync(InstanceCommand command, TaskRun run, string? baseImage, CancellationToken cancellationToken) => command switch
+    public Task ExecuteAsync(InstanceCommand command, TaskRun run, Func<CancellationToken, Task<string>>? baseImage, CancellationToken cancellationToken) => command switch
     {
         Spawn => SpawnAsync(run, baseImage ?? throw new ArgumentNullException(nameof(baseImage)), cancellationToken),
         Pause => OnDomainAsync(run.Uuid, d =>
@@ -131,7 +131,7 @@ public sealed class InstanceDriver
         return spec with { BlockDevices = [root, .. spec.BlockDevices.Where(b => b.Role != BlockDeviceRole.Root)] };
     }
 
-    private async Task SpawnAsync(TaskRun run, string baseImage, CancellationToken cancellationToken)
+    private async Task SpawnAsync(TaskRun run, Func<CancellationToken, Task<string>> baseImage, CancellationToken cancellationToken)
     {
         var spec = run.Spec;
 
@@ -139,12 +139,13 @@ public sealed class InstanceDriver
         await run.AdvanceAsync(TaskState.Networking, cancellationToken).ConfigureAwait(false);
 
         await run.AdvanceAsync(TaskState.BlockDeviceMapping, cancellationToken).ConfigureAwait(false);
+        var image = await baseImage(cancellationToken).ConfigureAwait(false);
         var directory = InstanceDirectory(spec.Uuid);
         Directory.CreateDirectory(directory);
         await run.JournalAsync(JournalInstanceDirectory, directory, cancellationToken).ConfigureAwait(false);
         var root = RootDiskPath(spec.Uuid);
         long? rootSize = spec.Flavor.RootGiB > 0 ? spec.Flavor.RootGiB * 1024L * 1024 * 1024 : null;
-        await QemuImg.CreateOverlayAsync(baseImage, "qcow2", root, rootSize, cancellationToken).ConfigureAwait(false);
+        await QemuImg.CreateOverlayAsync(image, "qcow2", root, rootSize, cancellationToken).ConfigureAwait(false);
         await run.JournalAsync(JournalRootDisk, root, cancellationToken).ConfigureAwait(false);
 
         await run.AdvanceAsync(TaskState.Spawning, cancellationToken).ConfigureAwait(false);

@@ -81,10 +81,11 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     /// Accepts a spawn: validated first (<see cref="InvalidInstanceSpecException"/>, nothing created),
     /// idempotent by UUID (the same UUID again answers the existing instance, never a second guest).
     /// </summary>
-    public async Task<InstanceRecord> SpawnAsync(InstanceSpec spec, string baseImage, CancellationToken cancellationToken)
+    /// <param name="baseImage">Fetches the base image (from the image cache) during BLOCK_DEVICE_MAPPING and returns its local qcow2 path.</param>
+    public async Task<InstanceRecord> SpawnAsync(InstanceSpec spec, Func<CancellationToken, Task<string>> baseImage, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        ArgumentException.ThrowIfNullOrEmpty(baseImage);
+        ArgumentNullException.ThrowIfNull(baseImage);
         spec = driver.WithLocalRootDisk(spec);
         _ = builder.Build(spec);
 
@@ -225,7 +226,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
         return run;
     }
 
-    private async Task RunAsync(InstanceSlot slot, InstanceCommand command, CommandPlan plan, string? baseImage, CancellationTokenSource run)
+    private async Task RunAsync(InstanceSlot slot, InstanceCommand command, CommandPlan plan, Func<CancellationToken, Task<string>>? baseImage, CancellationTokenSource run)
     {
         var token = run.Token;
         var record = slot.Record!;

@@ -145,7 +145,7 @@ public sealed record ImageProperties
         _ => throw new InvalidInstanceSpecException(field, value, "virtio-scsi, lsilogic"),
     };
 
-    internal static VifModel ParseVifModel(string field, string value) => value switch
+    public static VifModel ParseVifModel(string field, string value) => value switch
     {
         "virtio" => Model.VifModel.Virtio,
         "e1000" => Model.VifModel.E1000,

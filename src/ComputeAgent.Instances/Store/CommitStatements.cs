@@ -104,10 +104,10 @@ internal sealed class CommitStatements : IDisposable
         Bind(updateInstance, "$set_spec", change.SpecJson is not null);
         Bind(updateInstance, "$name", change.Name);
         Bind(updateInstance, "$spec_json", change.SpecJson);
-        BindColumn(updateInstance, "vm_state_before_task", change.VmStateBeforeTask);
-        BindColumn(updateInstance, "pre_resize_json", change.PreResizeJson);
-        BindColumn(updateInstance, "pre_rescue_xml", change.PreRescueXml);
-        BindColumn(updateInstance, "deleted_at", change.DeletedAt);
+        BindColumn(updateInstance, "$set_vm_state_before_task", "$vm_state_before_task", change.VmStateBeforeTask);
+        BindColumn(updateInstance, "$set_pre_resize_json", "$pre_resize_json", change.PreResizeJson);
+        BindColumn(updateInstance, "$set_pre_rescue_xml", "$pre_rescue_xml", change.PreRescueXml);
+        BindColumn(updateInstance, "$set_deleted_at", "$deleted_at", change.DeletedAt);
         return updateInstance.ExecuteNonQueryAsync();
     }
 
@@ -186,10 +186,10 @@ internal sealed class CommitStatements : IDisposable
         Bind(command, "$now", now);
     }
 
-    private static void BindColumn(SqliteCommand command, string column, ColumnUpdate<string?> update)
+    private static void BindColumn(SqliteCommand command, string setFlag, string value, ColumnUpdate<string?> update)
     {
-        Bind(command, "$set_" + column, update.IsSet);
-        Bind(command, "$" + column, update.Value);
+        Bind(command, setFlag, update.IsSet);
+        Bind(command, value, update.Value);
     }
 
     private static void Bind(SqliteCommand command, string name, object? value) => command.Parameters[name].Value = value ?? DBNull.Value;

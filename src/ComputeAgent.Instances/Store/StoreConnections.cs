@@ -11,6 +11,7 @@ internal sealed class StoreConnections
 
     public StoreConnections(string path, TimeSpan busyTimeout)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(busyTimeout, TimeSpan.Zero);
         Path = path;
         connectionString = new SqliteConnectionStringBuilder
         {
@@ -18,7 +19,8 @@ internal sealed class StoreConnections
             Mode = SqliteOpenMode.ReadWriteCreate,
             Pooling = true,
             ForeignKeys = true,
-            DefaultTimeout = (int)Math.Ceiling(busyTimeout.TotalSeconds),
+            // Microsoft.Data.Sqlite retries a busy database for this many seconds; 0 would mean forever.
+            DefaultTimeout = Math.Max(1, (int)Math.Ceiling(busyTimeout.TotalSeconds)),
         }.ToString();
         // NORMAL is durable in WAL mode against a crash of the agent (only a power loss may lose the
         // last commits) and avoids an fsync per commit. Per connection, so set on every one.

@@ -24,11 +24,11 @@ public sealed class EngineQemuTests(QemuHost host)
         var spec = TinySpec(Guid.NewGuid());
         var uuid = spec.Uuid;
 
-        var accepted = await harness.Engine.SpawnAsync(spec, host.Guest.Disk, CancellationToken.None);
+        var accepted = await harness.Engine.SpawnAsync(spec, _ => Task.FromResult(host.Guest.Disk), CancellationToken.None);
         Assert.Equal((VmState.Building, TaskState.Scheduling, PowerState.NoState), (accepted.VmState, accepted.TaskState, accepted.PowerState));
 
         // Idempotent by UUID: the same spawn again is the same instance, not a second guest.
-        var again = await harness.Engine.SpawnAsync(spec, host.Guest.Disk, CancellationToken.None);
+        var again = await harness.Engine.SpawnAsync(spec, _ => Task.FromResult(host.Guest.Disk), CancellationToken.None);
         Assert.Equal(uuid, again.Uuid);
 
         await harness.WaitForAsync(uuid, VmState.Active, TaskState.None, PowerState.Running, seconds: 120);
@@ -82,7 +82,7 @@ public sealed class EngineQemuTests(QemuHost host)
         await File.WriteAllTextAsync(notAnImage, "this is not a disk image");
         var spec = TinySpec(Guid.NewGuid());
 
-        await harness.Engine.SpawnAsync(spec, notAnImage, CancellationToken.None);
+        await harness.Engine.SpawnAsync(spec, _ => Task.FromResult(notAnImage), CancellationToken.None);
         await harness.WaitForAsync(spec.Uuid, VmState.Error, TaskState.None, PowerState.NoState);
 
         var fault = Assert.Single(await harness.Store.ListFaultsAsync(spec.Uuid));
@@ -101,8 +101,8 @@ public sealed class EngineQemuTests(QemuHost host)
         await using var harness = await EngineHarness.StartAsync(QemuHost.Uri, new EngineOptions { MaxConcurrentBuilds = 1, GracefulStopTimeout = TimeSpan.FromSeconds(30) });
         var first = TinySpec(Guid.NewGuid());
         var second = TinySpec(Guid.NewGuid());
-        await harness.Engine.SpawnAsync(first, host.Guest.Disk, CancellationToken.None);
-        await harness.Engine.SpawnAsync(second, host.Guest.Disk, CancellationToken.None);
+        await harness.Engine.SpawnAsync(first, _ => Task.FromResult(host.Guest.Disk), CancellationToken.None);
+        await harness.Engine.SpawnAsync(second, _ => Task.FromResult(host.Guest.Disk), CancellationToken.None);
 
         // The second waits in SCHEDULING while the only build slot is taken: delete it there.
         Assert.Equal(TaskState.Scheduling, harness.Engine.Find(second.Uuid)!.TaskState);
@@ -117,7 +117,7 @@ public sealed class EngineQemuTests(QemuHost host)
 
         // A third, deleted while it spawns for real, leaves no domain and no files either.
         var third = TinySpec(Guid.NewGuid());
-        await harness.Engine.SpawnAsync(third, host.Guest.Disk, CancellationToken.None);
+        await harness.Engine.SpawnAsync(third, _ => Task.FromResult(host.Guest.Disk), CancellationToken.None);
         await harness.WaitForAsync(third.Uuid, VmState.Building, TaskState.BlockDeviceMapping);
         await harness.Engine.SubmitAsync(third.Uuid, InstanceCommand.Delete, CancellationToken.None);
         await harness.WaitForAsync(third.Uuid, VmState.Deleted, TaskState.None, PowerState.NoState);

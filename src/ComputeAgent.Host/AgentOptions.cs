@@ -1,0 +1,107 @@
+using ComputeAgent.Instances.Engine;
+using ComputeAgent.Instances.Model;
+
+namespace ComputeAgent.Host;
+
+/// <summary>
+/// The agent's settings: /etc/compute-agent/agent.json, then COMPUTE_AGENT_* environment
+/// variables (Agent__Key), then the command line (--Agent:Key=value). Checked at start.
+/// </summary>
+public sealed class AgentOptions
+{
+    public const string Section = "Agent";
+
+    /// <summary>libvirt connection URI.</summary>
+    public string LibvirtUri { get; set; } = "qemu:///system";
+
+    /// <summary>kvm, qemu (TCG, no hardware virtualisation) or auto (kvm when /dev/kvm is usable).</summary>
+    public string VirtType { get; set; } = "auto";
+
+    /// <summary>Where the agent keeps its database.</summary>
+    public string StateDirectory { get; set; } = "/var/lib/compute-agent";
+
+    /// <summary>Per-instance folders (overlay, console log); must be readable by QEMU.</summary>
+    public string InstancesDirectory { get; set; } = "/var/lib/compute-agent/instances";
+
+    /// <summary>The gRPC Unix socket for local operators (grpcurl -unix).</summary>
+    public string UnixSocketPath { get; set; } = "/run/compute-agent/agent.sock";
+
+    /// <summary>Optional TCP listener, e.g. 127.0.0.1:50051 (mutual TLS comes with the controller link).</summary>
+    public string? TcpListen { get; set; }
+
+    /// <summary>Glance v2 endpoint, e.g. http://glance.example:9292.</summary>
+    public string? ImageServiceUrl { get; set; }
+
+    public int MaxConcurrentBuilds { get; set; } = 10;
+
+    public int ReconcileIntervalSeconds { get; set; } = 60;
+
+    public int GracefulStopTimeoutSeconds { get; set; } = 60;
+
+    public bool RestartCrashedGuests { get; set; }
+
+    public EngineOptions ToEngineOptions() => new()
+    {
+        MaxConcurrentBuilds = MaxConcurrentBuilds,
+        ReconcileInterval = TimeSpan.FromSeconds(ReconcileIntervalSeconds),
+        GracefulStopTimeout = TimeSpan.FromSeconds(GracefulStopTimeoutSeconds),
+        RestartCrashedGuests = RestartCrashedGuests,
+    };
+
+    /// <param name="kvmUsable">Whether libvirt offers kvm domains here (the runtime asks libvirt's domain capabilities).</param>
+    public HostSettings ToHostSettings(bool kvmUsable) => new()
+    {
+        VirtType = HostSettings.ParseVirtType(VirtType, kvmUsable),
+        InstancesDirectory = InstancesDirectory,
+    };
+
+    /// <summary>Every problem with the settings, each naming its key and what is allowed; empty when they are fine.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (!Uri.TryCreate(LibvirtUri, UriKind.Absolute, out _))
+        {
+            errors.Add($"Agent:LibvirtUri '{LibvirtUri}' is not a URI (e.g. qemu:///system)");
+        }
+
+        if (VirtType is not ("kvm" or "qemu" or "auto"))
+        {
+            errors.Add($"Agent:VirtType '{VirtType}' must be kvm, qemu or auto");
+        }
+
+        foreach (var (key, path) in new[] { ("StateDirectory", StateDirectory), ("InstancesDirectory", InstancesDirectory), ("UnixSocketPath", UnixSocketPath) })
+        {
+            if (string.IsNullOrWhiteSpace(path) || !Path.IsPathFullyQualified(path))
+            {
+                errors.Add($"Agent:{key} '{path}' must be an absolute path");
+            }
+        }
+
+        if (ImageServiceUrl is { Length: > 0 } url && !(Uri.TryCreate(url, UriKind.Absolute, out var image) && image.Scheme is "http" or "https"))
+        {
+            errors.Add($"Agent:ImageServiceUrl '{url}' must be an http(s) URL of the Glance v2 API");
+        }
+
+        if (TcpListen is { Length: > 0 } tcp && !System.Net.IPEndPoint.TryParse(tcp, out _))
+        {
+            errors.Add($"Agent:TcpListen '{tcp}' must be ADDRESS:PORT, e.g. 127.0.0.1:50051");
+        }
+
+        if (MaxConcurrentBuilds is < 1 or > 1000)
+        {
+            errors.Add($"Agent:MaxConcurrentBuilds {MaxConcurrentBuilds} must be between 1 and 1000");
+        }
+
+        if (ReconcileIntervalSeconds is < 1 or > 86_400)
+        {
+            errors.Add($"Agent:ReconcileIntervalSeconds {ReconcileIntervalSeconds} must be between 1 and 86400");
+        }
+
+        if (GracefulStopTimeoutSeconds is < 0 or > 3_600)
+        {
+            errors.Add($"Agent:GracefulStopTimeoutSeconds {GracefulStopTimeoutSeconds} must be between 0 and 3600");
+        }
+
+        return errors;
+    }
+}

@@ -1,0 +1,307 @@
+using System.Globalization;
+using ComputeAgent.Api.V1;
+using ComputeAgent.Instances.Engine;
+using ComputeAgent.Instances.Images;
+using ComputeAgent.Instances.Model;
+using ComputeAgent.Instances.Store;
+using Grpc.Core;
+using Command = ComputeAgent.Instances.StateModel.InstanceCommand;
+using States = ComputeAgent.Instances.StateModel;
+
+namespace ComputeAgent.Host;
+
+/// <summary>The gRPC API (proto/computeagent/v1): validates, hands the command to the engine, answers at once.</summary>
+public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledger, ImageSource images) : Api.V1.ComputeAgent.ComputeAgentBase
+{
+    private const int MaxPageSize = 1000;
+    private const int MaxConsoleLines = 10_000;
+
+    private InstanceEngine Engine => runtime.Engine ?? throw new AgentNotReadyException();
+
+    public override Task<InstanceReply> Spawn(SpawnRequest request, ServerCallContext context) =>
+        ledger.OnceAsync(request.RequestId, async () =>
+        {
+            var uuid = ParseUuid(request.InstanceUuid);
+            if (Engine.Find(uuid) is { } existing)
+            {
+                return Reply(existing);
+            }
+
+            if (request.Flavor is null)
+            {
+                throw new InvalidInstanceSpecException("flavor", "(missing)", "a flavor with vcpus, ram_mib and root_gib");
+            }
+
+            if (string.IsNullOrEmpty(request.ImageId))
+            {
+                throw new InvalidInstanceSpecException("image_id", "(missing)", "the Glance id of the image to boot");
+            }
+
+            var token = string.IsNullOrEmpty(request.AuthToken) ? null : request.AuthToken;
+
+            // The image's metadata decides the domain XML, so it is read (and the spec validated)
+            // before the spawn is accepted; the bytes are fetched while the instance builds.
+            var image = await images.GetMetadataAsync(request.ImageId, token, context.CancellationToken).ConfigureAwait(false);
+            var spec = new InstanceSpec
+            {
+                Uuid = uuid,
+                Name = request.Name,
+                Flavor = request.Flavor.FromApi(),
+                Image = image,
+                Owner = new InstanceOwner(request.ProjectId, request.UserId),
+                CreatedAt = DateTimeOffset.UtcNow,
+                Ports = request.Ports.Select((p, i) => ToPort(p, i)).ToList(),
+            };
+            var record = await Engine.SpawnAsync(spec, ct => images.GetBaseImageAsync(request.ImageId, token, ct), context.CancellationToken).ConfigureAwait(false);
+            return Reply(record);
+        });
+
+    public override Task<InstanceReply> Pause(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Pause, context);
+
+    public override Task<InstanceReply> Unpause(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Unpause, context);
+
+    public override Task<InstanceReply> Suspend(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Suspend, context);
+
+    public override Task<InstanceReply> Resume(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Resume, context);
+
+    public override Task<InstanceReply> Rescue(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Rescue, context);
+
+    public override Task<InstanceReply> Unrescue(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Unrescue, context);
+
+    public override Task<InstanceReply> ConfirmResize(InstanceRequest request, ServerCallContext context) => Submit(request, Command.ConfirmResize, context);
+
+    public override Task<InstanceReply> RevertResize(InstanceRequest request, ServerCallContext context) => Submit(request, Command.RevertResize, context);
+
+    public override Task<InstanceReply> Start(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Start, context);
+
+    public override Task<InstanceReply> Stop(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Stop, context);
+
+    public override Task<InstanceReply> Delete(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Delete, context);
+
+    public override Task<InstanceReply> Resize(ResizeRequest request, ServerCallContext context) =>
+        Submit(new InstanceRequest { RequestId = request.RequestId, InstanceUuid = request.InstanceUuid }, Command.Resize, context);
+
+    public override Task<InstanceReply> Reboot(RebootRequest request, ServerCallContext context) =>
+        Submit(new InstanceRequest { RequestId = request.RequestId, InstanceUuid = request.InstanceUuid }, request.Hard ? Command.RebootHard : Command.RebootSoft, context);
+
+    public override async Task<Instance> GetInstance(GetInstanceRequest request, ServerCallContext context)
+    {
+        var uuid = ParseUuid(request.InstanceUuid);
+        var record = Engine.Find(uuid) ?? throw new InstanceNotFoundException(uuid);
+        return await WithFaultAsync(record, context.CancellationToken).ConfigureAwait(false);
+    }
+
+    public override Task<ListInstancesReply> ListInstances(ListInstancesRequest request, ServerCallContext context)
+    {
+        var pageSize = request.PageSize is > 0 and <= MaxPageSize ? request.PageSize : request.PageSize == 0 ? 100
+            : throw new InvalidInstanceSpecException("page_size", request.PageSize.ToString(CultureInfo.InvariantCulture), $"1 to {MaxPageSize}");
+        var offset = string.IsNullOrEmpty(request.PageToken) ? 0
+            : int.TryParse(request.PageToken, NumberStyles.None, CultureInfo.InvariantCulture, out var o) ? o
+            : throw new InvalidInstanceSpecException("page_token", request.PageToken, "the next_page_token of a previous reply");
+        var vmState = request.VmState.FromApi();
+        var matching = Engine.List()
+            .Where(r => vmState is null || r.VmState == vmState)
+            .Where(r => string.IsNullOrEmpty(request.ProjectId) || r.Spec.Owner.ProjectId == request.ProjectId)
+            .ToList();
+        var reply = new ListInstancesReply();
+        reply.Instances.AddRange(matching.Skip(offset).Take(pageSize).Select(r => r.ToApi()));
+        if (offset + pageSize < matching.Count)
+        {
+            reply.NextPageToken = (offset + pageSize).ToString(CultureInfo.InvariantCulture);
+        }
+
+        return Task.FromResult(reply);
+    }
+
+    public override async Task WatchInstances(WatchInstancesRequest request, IServerStreamWriter<InstanceEvent> responseStream, ServerCallContext context)
+    {
+        var engine = Engine;
+        var store = runtime.Store ?? throw new AgentNotReadyException();
+        Guid? only = string.IsNullOrEmpty(request.InstanceUuid) ? null : ParseUuid(request.InstanceUuid);
+        var cancellationToken = context.CancellationToken;
+
+        // Subscribe before reading the log, then skip what the log already gave: nothing falls between.
+        var live = engine.Events.Subscribe(cancellationToken);
+        var sent = request.AfterSequence;
+        if (request.Snapshot)
+        {
+            var now = await store.LastSequenceAsync(cancellationToken).ConfigureAwait(false);
+            foreach (var record in engine.List().Where(r => only is null || r.Uuid == only))
+            {
+                await responseStream.WriteAsync(new InstanceEvent
+                {
+                    Sequence = now,
+                    InstanceUuid = record.Uuid.ToString(),
+                    VmState = record.VmState.ToApi(),
+                    TaskState = record.TaskState.ToApi(),
+                    PowerState = record.PowerState.ToApi(),
+                    Cause = "snapshot",
+                }, cancellationToken).ConfigureAwait(false);
+            }
+
+            sent = Math.Max(sent, now);
+        }
+        else if (request.AfterSequence == 0)
+        {
+            sent = await store.LastSequenceAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        while (request.AfterSequence > 0 && !request.Snapshot)
+        {
+            var page = await store.ReadEventsAsync(sent, 1000, cancellationToken).ConfigureAwait(false);
+            foreach (var e in page.Where(e => only is null || e.Uuid == only))
+            {
+                await responseStream.WriteAsync(e.ToApi(), cancellationToken).ConfigureAwait(false);
+            }
+
+            if (page.Count == 0)
+            {
+                break;
+            }
+
+            sent = page[^1].Seq;
+        }
+
+        await foreach (var e in live.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (e.Seq > sent && (only is null || e.Uuid == only))
+            {
+                await responseStream.WriteAsync(e.ToApi(), cancellationToken).ConfigureAwait(false);
+                sent = e.Seq;
+            }
+        }
+    }
+
+    public override async Task<Instance> WaitInstance(WaitInstanceRequest request, ServerCallContext context)
+    {
+        var engine = Engine;
+        var uuid = ParseUuid(request.InstanceUuid);
+        var target = request.VmState.FromApi();
+        var live = engine.Events.Subscribe(context.CancellationToken);
+        while (true)
+        {
+            var record = engine.Find(uuid) ?? throw new InstanceNotFoundException(uuid);
+            if (target is null ? record.TaskState == States.TaskState.None : record.VmState == target)
+            {
+                return await WithFaultAsync(record, context.CancellationToken).ConfigureAwait(false);
+            }
+
+            try
+            {
+                while ((await live.ReadAsync(context.CancellationToken).ConfigureAwait(false)).Uuid != uuid)
+                {
+                }
+            }
+            catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+            {
+                throw new RpcException(new Status(StatusCode.DeadlineExceeded, $"instance {uuid} is still {record.VmState.ToApi()} / {record.TaskState.ToApi()}"));
+            }
+        }
+    }
+
+    public override async Task<Api.V1.Host> GetHost(GetHostRequest request, ServerCallContext context)
+    {
+        var engine = Engine;
+        var session = runtime.Session ?? throw new AgentNotReadyException();
+        var connection = await session.GetConnectionAsync(context.CancellationToken).ConfigureAwait(false);
+        var host = await Task.Run(
+            () =>
+            {
+                var node = connection.GetNodeInfo();
+                var hv = connection.GetHypervisorVersion();
+                var lib = connection.GetLibVersion();
+                return new Api.V1.Host
+                {
+                    Hostname = connection.GetHostname(),
+                    HypervisorType = engine.Driver.Host.VirtType.ToString().ToUpperInvariant(),
+                    HypervisorVersion = Version(hv),
+                    LibvirtVersion = Version(lib),
+                    CpuModel = node.CpuModel,
+                    Cpus = node.Cpus,
+                    Sockets = node.Sockets,
+                    CoresPerSocket = node.Cores,
+                    ThreadsPerCore = node.Threads,
+                    NumaNodes = node.NumaNodes,
+                    MemoryMib = (long)(node.MemoryKiB / 1024),
+                    FreeMemoryMib = (long)(connection.GetFreeMemory() / 1024 / 1024),
+                    InstancesDiskFreeGib = new DriveInfo(runtime.Options.InstancesDirectory).AvailableFreeSpace / 1024 / 1024 / 1024,
+                };
+            }, context.CancellationToken).ConfigureAwait(false);
+        var instances = engine.List();
+        host.InstanceCount = instances.Count;
+        foreach (var group in instances.GroupBy(r => r.VmState.ToApi().ToString()))
+        {
+            host.InstancesByVmState[group.Key] = group.Count();
+        }
+
+        return host;
+    }
+
+    public override async Task<ConsoleOutput> GetConsoleOutput(GetConsoleOutputRequest request, ServerCallContext context)
+    {
+        var uuid = ParseUuid(request.InstanceUuid);
+        _ = Engine.Find(uuid) ?? throw new InstanceNotFoundException(uuid);
+        var lines = request.Lines is > 0 and <= MaxConsoleLines ? request.Lines : request.Lines == 0 ? 100
+            : throw new InvalidInstanceSpecException("lines", request.Lines.ToString(CultureInfo.InvariantCulture), $"1 to {MaxConsoleLines}");
+        var path = Engine.Driver.Host.ConsoleLogPath(uuid);
+        if (!File.Exists(path))
+        {
+            return new ConsoleOutput();
+        }
+
+        await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(stream);
+        var tail = new Queue<string>(lines);
+        while (await reader.ReadLineAsync(context.CancellationToken).ConfigureAwait(false) is { } line)
+        {
+            if (tail.Count == lines)
+            {
+                tail.Dequeue();
+            }
+
+            tail.Enqueue(line.TrimEnd('\r'));
+        }
+
+        return new ConsoleOutput { Output = string.Join('\n', tail) };
+    }
+
+    private Task<InstanceReply> Submit(InstanceRequest request, Command command, ServerCallContext context) =>
+        ledger.OnceAsync(request.RequestId, async () =>
+            Reply(await Engine.SubmitAsync(ParseUuid(request.InstanceUuid), command, context.CancellationToken).ConfigureAwait(false)));
+
+    private async Task<Instance> WithFaultAsync(InstanceRecord record, CancellationToken cancellationToken)
+    {
+        var faults = runtime.Store is { } store ? await store.ListFaultsAsync(record.Uuid, cancellationToken).ConfigureAwait(false) : [];
+        return record.ToApi(faults.Count > 0 ? faults[^1] : null);
+    }
+
+    private static InstanceReply Reply(InstanceRecord record) => new() { Instance = record.ToApi() };
+
+    private static Guid ParseUuid(string text) =>
+        Guid.TryParse(text, out var uuid) && uuid != Guid.Empty
+            ? uuid
+            : throw new InvalidInstanceSpecException("instance_uuid", text, "a UUID such as 3f2c8a6e-0d1b-4c1e-9a52-7b6f1e0c2d4a");
+
+    private static Instances.Model.Port ToPort(Api.V1.Port port, int index)
+    {
+        var field = $"ports[{index}]";
+        var vifType = port.VifType switch
+        {
+            "bridge" => VifType.Bridge,
+            "ethernet" => VifType.Ethernet,
+            "ovs" => VifType.Ovs,
+            "vhostuser" => VifType.VhostUser,
+            _ => throw new InvalidInstanceSpecException(field + ".vif_type", port.VifType, "bridge, ethernet, ovs, vhostuser"),
+        };
+        return new Instances.Model.Port(port.Id, port.Mac, vifType)
+        {
+            DeviceName = string.IsNullOrEmpty(port.DeviceName) ? null : port.DeviceName,
+            BridgeName = string.IsNullOrEmpty(port.Bridge) ? null : port.Bridge,
+            Mtu = port.Mtu == 0 ? null : port.Mtu,
+            Model = string.IsNullOrEmpty(port.Model) ? null : ImageProperties.ParseVifModel(field + ".model", port.Model),
+        };
+    }
+
+    private static string Version(ulong encoded) =>
+        string.Create(CultureInfo.InvariantCulture, $"{encoded / 1_000_000}.{encoded / 1_000 % 1_000}.{encoded % 1_000}");
+}

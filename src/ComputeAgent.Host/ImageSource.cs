@@ -1,0 +1,34 @@
+using ComputeAgent.Instances.Images;
+using ComputeAgent.Instances.Model;
+
+namespace ComputeAgent.Host;
+
+/// <summary>Images for spawns: metadata from Glance, bytes through the base-image cache.</summary>
+public sealed class ImageSource
+{
+    private readonly GlanceClient? glance;
+    private readonly ImageCache? cache;
+
+    public ImageSource(GlanceClient? glance, ImageCache? cache)
+    {
+        this.glance = glance;
+        this.cache = cache;
+    }
+
+    public async Task<ImageMeta> GetMetadataAsync(string imageId, string? token, CancellationToken cancellationToken)
+    {
+        var image = await Glance.GetImageAsync(imageId, token, cancellationToken).ConfigureAwait(false);
+        return image.Meta;
+    }
+
+    public async Task<string> GetBaseImageAsync(string imageId, string? token, CancellationToken cancellationToken)
+    {
+        var cached = await (cache ?? throw NotConfigured()).GetAsync(imageId, token, cancellationToken).ConfigureAwait(false);
+        return cached.Path;
+    }
+
+    private GlanceClient Glance => glance ?? throw NotConfigured();
+
+    private static ImageServiceException NotConfigured() =>
+        new(ImageServiceErrorKind.Unavailable, string.Empty, "no image service is configured: set Agent:ImageServiceUrl (the Glance v2 endpoint) in /etc/compute-agent/agent.json");
+}

@@ -1,0 +1,62 @@
+using ComputeAgent.Host;
+using ComputeAgent.Instances.Images;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+builder.Configuration.Sources.Clear();
+builder.Configuration
+    .AddJsonFile(Environment.GetEnvironmentVariable("COMPUTE_AGENT_CONFIG") ?? "/etc/compute-agent/agent.json", optional: true)
+    .AddEnvironmentVariables("COMPUTE_AGENT_")
+    .AddCommandLine(args);
+
+var options = builder.Configuration.GetSection(AgentOptions.Section).Get<AgentOptions>() ?? new AgentOptions();
+var problems = options.Validate();
+if (problems.Count > 0)
+{
+    await Console.Error.WriteLineAsync("compute-agent: the configuration is not valid:\n  " + string.Join("\n  ", problems));
+    return 2;
+}
+
+builder.Host.UseSystemd();
+builder.Services.Configure<AgentOptions>(builder.Configuration.GetSection(AgentOptions.Section));
+builder.Services.AddSingleton<AgentRuntime>();
+builder.Services.AddHostedService(s => s.GetRequiredService<AgentRuntime>());
+builder.Services.AddSingleton<RequestLedger>();
+builder.Services.AddSingleton(s =>
+{
+    var agent = s.GetRequiredService<IOptions<AgentOptions>>().Value;
+    if (string.IsNullOrEmpty(agent.ImageServiceUrl))
+    {
+        return new ImageSource(null, null);
+    }
+
+    var glance = new GlanceClient(new HttpClient(), new Uri(agent.ImageServiceUrl));
+    var cache = new ImageCache(glance, new ImageCacheOptions { Directory = Path.Combine(agent.StateDirectory, "_base") }, s.GetRequiredService<ILogger<ImageCache>>());
+    return new ImageSource(glance, cache);
+});
+builder.Services.AddGrpc(o => o.Interceptors.Add<ErrorMapping>());
+builder.Services.AddGrpcReflection();
+builder.Services.AddGrpcHealthChecks(o => o.UseHealthChecksCache = false).AddCheck<AgentHealth>("agent");
+
+Directory.CreateDirectory(Path.GetDirectoryName(options.UnixSocketPath)!);
+if (File.Exists(options.UnixSocketPath))
+{
+    File.Delete(options.UnixSocketPath); // a socket left by a previous run that was killed
+}
+
+builder.WebHost.ConfigureKestrel(kestrel =>
+{
+    kestrel.ListenUnixSocket(options.UnixSocketPath, l => l.Protocols = HttpProtocols.Http2);
+    if (!string.IsNullOrEmpty(options.TcpListen))
+    {
+        kestrel.Listen(System.Net.IPEndPoint.Parse(options.TcpListen), l => l.Protocols = HttpProtocols.Http2);
+    }
+});
+
+var app = builder.Build();
+app.MapGrpcService<ComputeAgentService>();
+app.MapGrpcReflectionService();
+app.MapGrpcHealthChecksService();
+await app.RunAsync();
+return 0;

@@ -1,0 +1,206 @@
+using System.Net;
+using System.Net.Http.Headers;
+
+namespace ComputeAgent.Instances.Images;
+
+/// <summary>
+/// The Glance v2 subset a compute host needs: an image's metadata and its data, each request
+/// carrying the caller's token in X-Auth-Token. Every failure is an <see cref="ImageServiceException"/>;
+/// every wait is bounded (<see cref="GlanceClientOptions"/>); nothing is retried here, the caller decides.
+/// </summary>
+public sealed class GlanceClient
+{
+    private readonly HttpClient http;
+    private readonly GlanceClientOptions options;
+    private readonly Uri images;
+
+    /// <param name="endpoint">Glance's endpoint from the catalog, e.g. http://controller:9292 (a trailing /v2 is accepted too).</param>
+    public GlanceClient(HttpClient http, Uri endpoint, GlanceClientOptions? options = null)
+    {
+        this.http = http ?? throw new ArgumentNullException(nameof(http));
+        ArgumentNullException.ThrowIfNull(endpoint);
+        if (!endpoint.IsAbsoluteUri || (endpoint.Scheme != Uri.UriSchemeHttp && endpoint.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new ArgumentException($"glance.endpoint '{endpoint}' is not an absolute http(s) URL", nameof(endpoint));
+        }
+
+        this.options = options ?? GlanceClientOptions.Default;
+        this.options.Validate();
+        Endpoint = endpoint;
+        var root = endpoint.AbsoluteUri.TrimEnd('/');
+        images = new Uri(root.EndsWith("/v2", StringComparison.Ordinal) ? $"{root}/images/" : $"{root}/v2/images/");
+    }
+
+    public Uri Endpoint { get; }
+
+    /// <summary><c>GET /v2/images/{id}</c>: the image's metadata and the checksums its data must match.</summary>
+    public Task<GlanceImage> GetImageAsync(string imageId, string? token, CancellationToken cancellationToken)
+    {
+        ImageIds.Check(imageId);
+        var uri = new Uri(images, imageId);
+        return WithinRequestTimeoutAsync(imageId, uri, async timeout =>
+        {
+            using var response = await SendAsync(imageId, uri, token, "application/json", timeout).ConfigureAwait(false);
+            var body = await ReadMetadataAsync(imageId, uri, response, timeout).ConfigureAwait(false);
+            try
+            {
+                return GlanceImageJson.Parse(imageId, body);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new ImageServiceException(
+                    ImageServiceErrorKind.BadResponse,
+                    imageId,
+                    $"the answer from {uri} is not a Glance v2 image: {e.Message}; check that glance.endpoint points at Glance's API",
+                    e);
+            }
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// <c>GET /v2/images/{id}/file</c>: the image data as it streams in. Each read must deliver within
+    /// <see cref="GlanceClientOptions.ReadStallTimeout"/>; read it with ReadAsync and dispose it.
+    /// </summary>
+    public Task<Stream> OpenImageDataAsync(string imageId, string? token, CancellationToken cancellationToken)
+    {
+        ImageIds.Check(imageId);
+        var uri = new Uri(images, $"{imageId}/file");
+        return WithinRequestTimeoutAsync<Stream>(imageId, uri, async timeout =>
+        {
+            var response = await SendAsync(imageId, uri, token, "application/octet-stream", timeout).ConfigureAwait(false);
+            try
+            {
+                if (response.StatusCode == HttpStatusCode.NoContent)
+                {
+                    throw new ImageServiceException(
+                        ImageServiceErrorKind.NotActive,
+                        imageId,
+                        "Glance has no data for it (204 No Content): it was never uploaded; upload the data or use another image");
+                }
+
+                var content = await response.Content.ReadAsStreamAsync(timeout).ConfigureAwait(false);
+                return new ImageDataStream(imageId, response, content, options.ReadStallTimeout);
+            }
+            catch
+            {
+                response.Dispose();
+                throw;
+            }
+        }, cancellationToken);
+    }
+
+    private static ImageServiceException StatusError(string imageId, Uri uri, HttpResponseMessage response)
+    {
+        var status = $"{(int)response.StatusCode} {response.ReasonPhrase}".TrimEnd();
+        return response.StatusCode switch
+        {
+            HttpStatusCode.NotFound => new(
+                ImageServiceErrorKind.NotFound,
+                imageId,
+                $"Glance has no such image ({status} from {uri}): it does not exist, was deleted, or is not visible to the token's project; check the image id"),
+            HttpStatusCode.Unauthorized => new(
+                ImageServiceErrorKind.Unauthorized,
+                imageId,
+                $"Glance refused the token ({status}): it is missing, expired or invalid; retry with a fresh token"),
+            HttpStatusCode.Forbidden => new(
+                ImageServiceErrorKind.Forbidden,
+                imageId,
+                $"the token's project may not read this image ({status}); share the image with the project or use one it can see"),
+            HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests or >= HttpStatusCode.InternalServerError => new(
+                ImageServiceErrorKind.Unavailable,
+                imageId,
+                $"the image service answered {status} at {uri}; it is down or overloaded, retry later"),
+            _ => new(
+                ImageServiceErrorKind.BadResponse,
+                imageId,
+                $"the image service answered {status} at {uri}, which the Glance v2 API does not answer here; check glance.endpoint"),
+        };
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(string imageId, Uri uri, string? token, string accept, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, uri);
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(accept));
+        if (token is not null)
+        {
+            // A token is opaque, but a control character in it would split the header.
+            if (token.Length == 0 || token.Any(char.IsControl))
+            {
+                throw new ImageServiceException(ImageServiceErrorKind.Unauthorized, imageId, "the token is empty or contains control characters; pass the token Keystone issued");
+            }
+
+            request.Headers.TryAddWithoutValidation("X-Auth-Token", token);
+        }
+
+        var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        if (response.IsSuccessStatusCode)
+        {
+            return response;
+        }
+
+        using (response)
+        {
+            throw StatusError(imageId, uri, response);
+        }
+    }
+
+    private async Task<ReadOnlyMemory<byte>> ReadMetadataAsync(string imageId, Uri uri, HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var limit = options.MaxMetadataBytes;
+        if (response.Content.Headers.ContentLength > limit)
+        {
+            throw TooLongMetadata(imageId, uri);
+        }
+
+        var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        await using (stream.ConfigureAwait(false))
+        {
+            var buffer = new byte[limit + 1];
+            var length = 0;
+            int read;
+            while ((read = await stream.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                length += read;
+                if (length > limit)
+                {
+                    throw TooLongMetadata(imageId, uri);
+                }
+            }
+
+            return buffer.AsMemory(0, length);
+        }
+    }
+
+    private ImageServiceException TooLongMetadata(string imageId, Uri uri) => new(
+        ImageServiceErrorKind.BadResponse,
+        imageId,
+        $"the metadata from {uri} is larger than {options.MaxMetadataBytes} bytes, which no Glance image is; check glance.endpoint");
+
+    /// <summary>Runs one request under the request timeout and turns transport failures into typed ones.</summary>
+    private async Task<T> WithinRequestTimeoutAsync<T>(string imageId, Uri uri, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(options.RequestTimeout);
+        try
+        {
+            return await call(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Ours or HttpClient.Timeout: either way the service did not answer in time.
+            throw new ImageServiceException(
+                ImageServiceErrorKind.Timeout,
+                imageId,
+                $"no answer from {uri} within {options.RequestTimeout.TotalSeconds:0.###} s; check that Glance is up and reachable from this host, then retry",
+                e);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException)
+        {
+            throw new ImageServiceException(
+                ImageServiceErrorKind.Unavailable,
+                imageId,
+                $"cannot reach the image service at {uri} ({e.Message}); check glance.endpoint and that Glance is up, then retry",
+                e);
+        }
+    }
+}

@@ -1,0 +1,60 @@
+namespace ComputeAgent.Instances.Images;
+
+/// <summary>The base-image cache's settings (Nova's [image_cache] and image-size limits).</summary>
+public sealed record ImageCacheOptions
+{
+    /// <summary>Where base images live, e.g. /var/lib/compute-agent/_base; QEMU must be able to reach it.</summary>
+    public required string Directory { get; init; }
+
+    /// <summary>The Glance disk_formats this host accepts; each is converted to qcow2 unless it is qcow2.</summary>
+    public IReadOnlyList<string> AcceptedDiskFormats { get; init; } = ["qcow2", "raw", "iso"];
+
+    /// <summary>The largest image download (Glance's size) accepted.</summary>
+    public long MaxImageBytes { get; init; } = 256L << 30;
+
+    /// <summary>The largest virtual disk size accepted (what the guest would see, and what a raw conversion may write).</summary>
+    public long MaxVirtualSizeBytes { get; init; } = 4L << 40;
+
+    /// <summary>Refuse images Glance records no usable checksum for; off only for images registered by location without hashes.</summary>
+    public bool RequireChecksum { get; init; } = true;
+
+    /// <summary>How long qemu-img info may take on a downloaded image.</summary>
+    public TimeSpan InspectTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long converting one image to qcow2 may take.</summary>
+    public TimeSpan ConvertTimeout { get; init; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>The clock of last-use times.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Directory) || !Path.IsPathFullyQualified(Directory))
+        {
+            throw new ArgumentException($"image_cache.directory '{Directory}' must be an absolute path", nameof(Directory));
+        }
+
+        foreach (var format in AcceptedDiskFormats)
+        {
+            if (ImageFormats.QemuName(format) is null)
+            {
+                throw new ArgumentException($"image_cache.accepted_disk_formats: '{format}' cannot be a disk; allowed: {string.Join(", ", ImageFormats.Convertible)}", nameof(AcceptedDiskFormats));
+            }
+        }
+
+        if (MaxImageBytes <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxImageBytes), MaxImageBytes, "image_cache.max_image_bytes must be positive");
+        }
+
+        if (MaxVirtualSizeBytes <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxVirtualSizeBytes), MaxVirtualSizeBytes, "image_cache.max_virtual_size_bytes must be positive");
+        }
+
+        if (InspectTimeout <= TimeSpan.Zero || ConvertTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(InspectTimeout), "image_cache.inspect_timeout and convert_timeout must be positive");
+        }
+    }
+}

@@ -1,0 +1,103 @@
+using ComputeAgent.Api.V1;
+using ComputeAgent.Instances.DomainXml;
+using ComputeAgent.Instances.Images;
+using ComputeAgent.Instances.Model;
+using ComputeAgent.Libvirt;
+using ComputeAgent.Testing;
+using Xunit;
+
+namespace ComputeAgent.Host.Tests;
+
+[CollectionDefinition(Name)]
+public sealed class AgentQemuCollection : ICollectionFixture<QemuHost>
+{
+    public const string Name = "the agent process on real libvirtd + QEMU";
+}
+
+/// <summary>kill -9 of the agent in the middle of a task, then a restart: the instance settles to what libvirt shows.</summary>
+[Collection(AgentQemuCollection.Name)]
+[Trait("Category", "Qemu")]
+public sealed class AgentCrashTests(QemuHost host)
+{
+    [SkippableFact]
+    public async Task An_agent_killed_during_a_suspend_settles_the_instance_to_what_libvirt_shows_on_restart()
+    {
+        host.SkipIfUnavailable();
+        var scratch = RepositoryPaths.CreateScratch("agent-crash");
+        var uuid = Guid.NewGuid();
+        var settings = new Dictionary<string, string> { ["LibvirtUri"] = QemuHost.Uri };
+        await DefineGuestOfOursAsync(scratch, uuid);
+        try
+        {
+            var agent = await AgentProcess.StartAsync(settings, scratch);
+            var request = new InstanceRequest { InstanceUuid = uuid.ToString() };
+            var adopted = await agent.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() });
+            Assert.Equal((VmState.Active, PowerState.Running), (adopted.VmState, adopted.PowerState));
+            await EventWaits.WaitForConsoleLineAsync(Path.Combine(scratch, "instances", uuid.ToString(), "console.log"), host.Guest.ReadyLine, TimeSpan.FromSeconds(120));
+
+            // The managed save takes a couple of seconds under TCG: kill the agent inside it.
+            var suspending = await agent.Client.SuspendAsync(request);
+            Assert.Equal(TaskState.Suspending, suspending.Instance.TaskState);
+            await agent.KillAsync();
+            await agent.DisposeAsync();
+
+            // Whatever libvirt finished, the restarted agent reports exactly that, with no task left.
+            await using var restarted = await AgentProcess.StartAsync(settings, scratch);
+            var after = await restarted.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() });
+            using var connection = LibvirtConnection.Open(QemuHost.Uri);
+            using var domain = connection.LookupByUuid(uuid);
+            var libvirtState = domain.GetState();
+            var expected = libvirtState.ShutoffReason == DomainShutoffReason.Saved
+                ? (VmState.Suspended, PowerState.Suspended)
+                : libvirtState.State == DomainState.Running ? (VmState.Active, PowerState.Running) : (VmState.Paused, PowerState.Paused);
+            Assert.Equal(expected, (after.VmState, after.PowerState));
+            Assert.Equal(TaskState.None, after.TaskState);
+            Assert.Equal("interrupted", after.Fault.Code);
+
+            // And it is usable again: delete it through the restarted agent.
+            await restarted.Client.DeleteAsync(request);
+            var deleted = await restarted.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString() }, deadline: DateTime.UtcNow.AddSeconds(60));
+            Assert.Equal(VmState.Deleted, deleted.VmState);
+            Assert.Null(connection.TryLookupByUuid(uuid));
+        }
+        finally
+        {
+            using var connection = LibvirtConnection.Open(QemuHost.Uri);
+            using var left = connection.TryLookupByUuid(uuid);
+            if (left is not null)
+            {
+                if (left.IsActive)
+                {
+                    left.Destroy();
+                }
+
+                left.Undefine(DomainUndefineFlags.ManagedSave);
+            }
+
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    /// <summary>A running guest built the way the agent builds one, left for the agent to adopt at start.</summary>
+    private async Task DefineGuestOfOursAsync(string scratch, Guid uuid)
+    {
+        var settings = new HostSettings { VirtType = VirtType.Qemu, InstancesDirectory = Path.Combine(scratch, "instances"), DirectIoSupported = false };
+        var directory = Path.Combine(settings.InstancesDirectory, uuid.ToString());
+        Directory.CreateDirectory(directory);
+        File.SetUnixFileMode(settings.InstancesDirectory, (UnixFileMode)0b111_101_101);
+        var disk = Path.Combine(directory, "disk");
+        await QemuImg.CreateOverlayAsync(host.Guest.Disk, "qcow2", disk, null, CancellationToken.None);
+        var spec = new InstanceSpec
+        {
+            Uuid = uuid,
+            Name = "crash-test",
+            Flavor = new Instances.Model.Flavor("m1.tiny", 1, 256, RootGiB: 1),
+            Image = new ImageMeta("a1b2c3d4-0000-4000-8000-000000000003"),
+            Owner = new InstanceOwner("6f3e1a2b3c4d4e5f8a9b0c1d2e3f4a5b", "0a1b2c3d4e5f46a7b8c9d0e1f2a3b4c5"),
+            BlockDevices = [new BlockDevice(BlockDeviceRole.Root, new FileDiskSource(disk, DiskFormat.Qcow2)) { BootIndex = 0 }],
+        };
+        using var connection = LibvirtConnection.Open(QemuHost.Uri);
+        using var domain = connection.DefineXml(new DomainXmlBuilder(settings).Build(spec));
+        domain.Create();
+    }
+}

@@ -1,0 +1,205 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using ComputeAgent.Testing;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+
+namespace ComputeAgent.Host.Tests;
+
+/// <summary>
+/// The real agent binary started as its own process (as systemd would), with a scratch state
+/// directory and Unix socket, and a gRPC channel to it over that socket.
+/// </summary>
+public sealed class AgentProcess : IAsyncDisposable
+{
+    private readonly Process process;
+    private readonly StringBuilder output = new();
+
+    private AgentProcess(Process process, string scratch, string socket)
+    {
+        this.process = process;
+        Scratch = scratch;
+        SocketPath = socket;
+        Channel = GrpcChannel.ForAddress("http://agent", new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler
+            {
+                ConnectCallback = async (_, cancellationToken) =>
+                {
+                    var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath), cancellationToken);
+                    return new NetworkStream(socket, ownsSocket: true);
+                },
+            },
+        });
+        Client = new Api.V1.ComputeAgent.ComputeAgentClient(Channel);
+    }
+
+    public string Scratch { get; }
+
+    public string SocketPath { get; }
+
+    public GrpcChannel Channel { get; }
+
+    public Api.V1.ComputeAgent.ComputeAgentClient Client { get; }
+
+    /// <summary>What the agent printed so far (stdout and stderr).</summary>
+    public string Output
+    {
+        get
+        {
+            lock (output)
+            {
+                return output.ToString();
+            }
+        }
+    }
+
+    public static string Binary =>
+        Environment.GetEnvironmentVariable("COMPUTE_AGENT_BINARY") is { Length: > 0 } configured
+            ? configured
+#if DEBUG
+            : Path.Combine(RepositoryPaths.Root, "src", "ComputeAgent.Host", "bin", "Debug", "net10.0", "compute-agent.dll");
+#else
+            : Path.Combine(RepositoryPaths.Root, "src", "ComputeAgent.Host", "bin", "Release", "net10.0", "compute-agent.dll");
+#endif
+
+    /// <summary>Starts the agent with these settings (Agent:Key=value) and waits until it answers health SERVING.</summary>
+    public static async Task<AgentProcess> StartAsync(IReadOnlyDictionary<string, string> settings, string? scratch = null)
+    {
+        scratch ??= RepositoryPaths.CreateScratch("agent");
+        var socket = Path.Combine(scratch, "agent.sock");
+        var process = Launch(settings, scratch, socket);
+        var agent = new AgentProcess(process, scratch, socket);
+        agent.Capture();
+        await agent.WaitServingAsync(TimeSpan.FromSeconds(60));
+        return agent;
+    }
+
+    /// <summary>Runs the agent expecting it to refuse to start; returns its exit code and output.</summary>
+    public static async Task<(int ExitCode, string Output)> RunToExitAsync(IReadOnlyDictionary<string, string> settings)
+    {
+        var scratch = RepositoryPaths.CreateScratch("agent-config");
+        try
+        {
+            var result = await ProcessRunner.RunAsync("dotnet", [Binary, .. Arguments(settings, scratch, Path.Combine(scratch, "agent.sock"))], TimeSpan.FromSeconds(60));
+            return (result.ExitCode, result.StandardOutput + result.StandardError);
+        }
+        finally
+        {
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    /// <summary>kill -9: the agent dies wherever it is, as in a crash.</summary>
+    public async Task KillAsync()
+    {
+        process.Kill(entireProcessTree: true);
+        await process.WaitForExitAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Channel.Dispose();
+        if (!process.HasExited)
+        {
+            // SIGTERM, as systemd stops it; then make sure.
+            await ProcessRunner.RunAsync("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10));
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            try
+            {
+                await process.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+
+        process.Dispose();
+    }
+
+    private static Process Launch(IReadOnlyDictionary<string, string> settings, string scratch, string socket)
+    {
+        var startInfo = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        startInfo.ArgumentList.Add(Binary);
+        foreach (var argument in Arguments(settings, scratch, socket))
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+
+        // No /etc/compute-agent/agent.json from the machine leaks into a test.
+        startInfo.Environment["COMPUTE_AGENT_CONFIG"] = Path.Combine(scratch, "none.json");
+        return Process.Start(startInfo) ?? throw new InvalidOperationException("could not start the agent");
+    }
+
+    private static IEnumerable<string> Arguments(IReadOnlyDictionary<string, string> settings, string scratch, string socket)
+    {
+        var all = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["StateDirectory"] = Path.Combine(scratch, "state"),
+            ["InstancesDirectory"] = Path.Combine(scratch, "instances"),
+            ["UnixSocketPath"] = socket,
+            ["VirtType"] = "qemu",
+        };
+        foreach (var (key, value) in settings)
+        {
+            all[key] = value;
+        }
+
+        return all.Select(p => $"--Agent:{p.Key}={p.Value}");
+    }
+
+    private void Capture()
+    {
+        process.OutputDataReceived += (_, e) => Append(e.Data);
+        process.ErrorDataReceived += (_, e) => Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        void Append(string? line)
+        {
+            if (line is not null)
+            {
+                lock (output)
+                {
+                    output.AppendLine(line);
+                }
+            }
+        }
+    }
+
+    private async Task WaitServingAsync(TimeSpan timeout)
+    {
+        var health = new Health.HealthClient(Channel);
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"the agent exited with {process.ExitCode}: {Output}");
+            }
+
+            try
+            {
+                if ((await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(2))).Status == HealthCheckResponse.Types.ServingStatus.Serving)
+                {
+                    return;
+                }
+            }
+            catch (Grpc.Core.RpcException)
+            {
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException($"the agent did not answer SERVING within {timeout}: {Output}");
+    }
+}
