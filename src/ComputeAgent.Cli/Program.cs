@@ -1,17 +1,25 @@
 using ComputeAgent.Cli;
 
-return args is ["lifecycle", .. var rest]
-    ? await LifecycleWalk.RunAsync(LifecycleWalk.Options.Parse(rest), CancellationToken.None)
-    : Usage();
+return args switch
+{
+    ["walk", "--socket", var socket, "--image-id", var image] => await AgentWalk.RunAsync(socket, image, null, CancellationToken.None),
+    ["walk", "--socket", var socket, "--image-id", var image, "--ready-line", var ready] => await AgentWalk.RunAsync(socket, image, ready, CancellationToken.None),
+    ["image-server", "--dir", var dir, "--listen", var listen] => await ImageServer.RunAsync(dir, listen, CancellationToken.None),
+    ["lifecycle", .. var rest] => await LifecycleWalk.RunAsync(LifecycleWalk.Options.Parse(rest), CancellationToken.None),
+    _ => Usage(),
+};
 
 static int Usage()
 {
     Console.Error.WriteLine("""
-        usage: compute-agent-cli lifecycle --image DISK.qcow2 [--ready-line TEXT] [--uri qemu:///system] [--virt-type qemu|kvm] [--work-dir DIR]
-
-          Boots a real guest from DISK.qcow2 (through a qcow2 overlay, the image is never written)
-          and walks it through define, start, suspend, resume, managed save, restore, ACPI shutdown,
-          start, destroy and undefine, printing libvirt's state and event after every step.
+        usage:
+          compute-agent-cli walk --socket /run/compute-agent/agent.sock --image-id ID [--ready-line TEXT]
+              Spawns a guest through the agent and walks it through pause, unpause, suspend, resume,
+              stop, start, hard reboot and delete, printing every state change the agent streams.
+          compute-agent-cli image-server --dir DIR --listen 127.0.0.1:9292
+              Serves DIR/*.qcow2 as a Glance v2 image service (GET /v2/images/{id}[/file]).
+          compute-agent-cli lifecycle --image DISK.qcow2 [--ready-line TEXT] [--uri qemu:///system] [--virt-type qemu|kvm] [--work-dir DIR]
+              Walks a guest through its lifecycle with the bare libvirt wrapper (no agent).
         """);
     return 2;
 }

@@ -153,7 +153,26 @@ public sealed class EngineHarness : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // Whatever a failed test left, no domain of this engine's instances outlives it.
+        var mine = Engine.List().Where(r => r.Spec.BlockDevices.Any(b => b.Source is FileDiskSource f && f.Path.StartsWith(Host.InstancesDirectory, StringComparison.Ordinal))).Select(r => r.Uuid).ToList();
         await CloseAsync();
+        using (var connection = LibvirtConnection.Open(Uri))
+        {
+            foreach (var uuid in mine)
+            {
+                using var domain = connection.TryLookupByUuid(uuid);
+                if (domain is not null)
+                {
+                    if (domain.IsActive)
+                    {
+                        domain.Destroy();
+                    }
+
+                    domain.Undefine(DomainUndefineFlags.ManagedSave);
+                }
+            }
+        }
+
         try
         {
             Directory.Delete(Scratch, recursive: true);
