@@ -78,6 +78,78 @@ public sealed class AgentCrashTests(QemuHost host)
         }
     }
 
+    [SkippableFact]
+    public async Task An_agent_killed_during_a_spawn_leaves_either_a_running_instance_or_an_error_with_nothing_behind()
+    {
+        host.SkipIfUnavailable();
+        var scratch = RepositoryPaths.CreateScratch("agent-crash-spawn");
+        var uuid = Guid.NewGuid();
+        await using var images = await ImageService.StartAsync(host.Guest, scratch);
+        var settings = new Dictionary<string, string> { ["LibvirtUri"] = QemuHost.Uri, ["ImageServiceUrl"] = images.Url };
+        try
+        {
+            var agent = await AgentProcess.StartAsync(settings, scratch);
+            using (var watch = agent.Client.WatchInstances(new WatchInstancesRequest { InstanceUuid = uuid.ToString() }))
+            {
+                await agent.Client.SpawnAsync(new SpawnRequest
+                {
+                    InstanceUuid = uuid.ToString(),
+                    Name = "crash-spawn",
+                    Flavor = new Api.V1.Flavor { Name = "m1.tiny", Vcpus = 1, RamMib = 256, RootGib = 1 },
+                    ImageId = images.ImageId,
+                    ProjectId = "p1",
+                    UserId = "u1",
+                });
+
+                // Kill -9 the moment the spawn reaches BLOCK_DEVICE_MAPPING (image download, overlay).
+                while (await watch.ResponseStream.MoveNext(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token)
+                    && watch.ResponseStream.Current.TaskState != TaskState.BlockDeviceMapping)
+                {
+                }
+            }
+
+            await agent.KillAsync();
+            await agent.DisposeAsync();
+
+            await using var restarted = await AgentProcess.StartAsync(settings, scratch);
+            var after = await restarted.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() });
+            using var connection = LibvirtConnection.Open(QemuHost.Uri);
+            using var domain = connection.TryLookupByUuid(uuid);
+            Assert.Equal(TaskState.None, after.TaskState);
+            if (after.VmState == VmState.Active)
+            {
+                // libvirt had started the guest before the kill: the spawn is finished, not undone.
+                Assert.Equal(DomainState.Running, domain?.GetState().State);
+            }
+            else
+            {
+                Assert.Equal((VmState.Error, PowerState.Nostate), (after.VmState, after.PowerState));
+                Assert.Equal("interrupted", after.Fault.Code);
+                Assert.Null(domain);
+                Assert.False(Directory.Exists(Path.Combine(scratch, "instances", uuid.ToString())), "the partial instance folder was removed");
+            }
+
+            await restarted.Client.DeleteAsync(new InstanceRequest { InstanceUuid = uuid.ToString() });
+            Assert.Equal(VmState.Deleted, (await restarted.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString(), VmState = VmState.Deleted }, deadline: DateTime.UtcNow.AddSeconds(60))).VmState);
+        }
+        finally
+        {
+            using var connection = LibvirtConnection.Open(QemuHost.Uri);
+            using var left = connection.TryLookupByUuid(uuid);
+            if (left is not null)
+            {
+                if (left.IsActive)
+                {
+                    left.Destroy();
+                }
+
+                left.Undefine(DomainUndefineFlags.ManagedSave);
+            }
+
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
     /// <summary>A running guest built the way the agent builds one, left for the agent to adopt at start.</summary>
     private async Task DefineGuestOfOursAsync(string scratch, Guid uuid)
     {

@@ -65,6 +65,15 @@ public sealed class AgentProcess : IAsyncDisposable
             : Path.Combine(RepositoryPaths.Root, "src", "ComputeAgent.Host", "bin", "Release", "net10.0", "compute-agent.dll");
 #endif
 
+    public static string Cli =>
+        Environment.GetEnvironmentVariable("COMPUTE_AGENT_CLI") is { Length: > 0 } configured
+            ? configured
+#if DEBUG
+            : Path.Combine(RepositoryPaths.Root, "src", "ComputeAgent.Cli", "bin", "Debug", "net10.0", "compute-agent-cli.dll");
+#else
+            : Path.Combine(RepositoryPaths.Root, "src", "ComputeAgent.Cli", "bin", "Release", "net10.0", "compute-agent-cli.dll");
+#endif
+
     /// <summary>Starts the agent with these settings (Agent:Key=value) and waits until it answers health SERVING.</summary>
     public static async Task<AgentProcess> StartAsync(IReadOnlyDictionary<string, string> settings, string? scratch = null)
     {
