@@ -17,18 +17,16 @@ public sealed class ImageSource
 
     public async Task<ImageMeta> GetMetadataAsync(string imageId, string? token, CancellationToken cancellationToken)
     {
-        var image = await Glance.GetImageAsync(imageId, token, cancellationToken).ConfigureAwait(false);
+        var image = await (glance ?? throw NotConfigured(imageId)).GetImageAsync(imageId, token, cancellationToken).ConfigureAwait(false);
         return image.Meta;
     }
 
     public async Task<string> GetBaseImageAsync(string imageId, string? token, CancellationToken cancellationToken)
     {
-        var cached = await (cache ?? throw NotConfigured()).GetAsync(imageId, token, cancellationToken).ConfigureAwait(false);
+        var cached = await (cache ?? throw NotConfigured(imageId)).GetAsync(imageId, token, cancellationToken).ConfigureAwait(false);
         return cached.Path;
     }
 
-    private GlanceClient Glance => glance ?? throw NotConfigured();
-
-    private static ImageServiceException NotConfigured() =>
-        new(ImageServiceErrorKind.Unavailable, string.Empty, "no image service is configured: set Agent:ImageServiceUrl (the Glance v2 endpoint) in /etc/compute-agent/agent.json");
+    private static ImageServiceException NotConfigured(string imageId) =>
+        new(ImageServiceErrorKind.Unavailable, imageId, "no image service is configured: set Agent:ImageServiceUrl (the Glance v2 endpoint) in /etc/compute-agent/agent.json");
 }
