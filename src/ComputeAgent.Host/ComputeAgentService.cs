@@ -79,7 +79,8 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
     public override Task<InstanceReply> Delete(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Delete, context);
 
     public override Task<InstanceReply> Resize(ResizeRequest request, ServerCallContext context) =>
-        Submit(new InstanceRequest { RequestId = request.RequestId, InstanceUuid = request.InstanceUuid }, Command.Resize, context);
+        ledger.OnceAsync(request.RequestId, async () =>
+            Reply(await Engine.SubmitAsync(ParseUuid(request.InstanceUuid), Command.Resize, request.Flavor?.FromApi(), context.CancellationToken).ConfigureAwait(false)));
 
     public override Task<InstanceReply> Reboot(RebootRequest request, ServerCallContext context) =>
         Submit(new InstanceRequest { RequestId = request.RequestId, InstanceUuid = request.InstanceUuid }, request.Hard ? Command.RebootHard : Command.RebootSoft, context);

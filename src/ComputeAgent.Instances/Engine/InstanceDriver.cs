@@ -1,6 +1,7 @@
 using ComputeAgent.Instances.DomainXml;
 using ComputeAgent.Instances.Images;
 using ComputeAgent.Instances.Model;
+using ComputeAgent.Instances.Store;
 using ComputeAgent.Instances.StateModel;
 using ComputeAgent.Libvirt;
 using static ComputeAgent.Instances.StateModel.InstanceCommand;
@@ -35,7 +36,12 @@ public sealed class InstanceDriver
 
     /// <summary>The commands this driver carries out; the engine refuses the others as not supported, changing nothing.</summary>
     public static bool Supports(InstanceCommand command) => command is Spawn or Pause or Unpause or Suspend or Resume
-        or Start or Stop or RebootSoft or RebootHard or Delete or ForceDelete;
+        or Start or Stop or RebootSoft or RebootHard or Delete or ForceDelete
+        or Rescue or Unrescue or Resize or ConfirmResize or RevertResize;
+
+    /// <summary>Journal keys of rescue and resize.</summary>
+    public const string JournalRescueDisk = "rescue_disk";
+    public const string JournalPreResizeDisk = "pre_resize_disk";
 
     public string InstanceDirectory(Guid uuid) => Path.Combine(Host.InstancesDirectory, uuid.ToString());
 
@@ -92,6 +98,11 @@ public sealed class InstanceDriver
             d.Create();
         }, cancellationToken),
         Delete or ForceDelete => DeleteAsync(run.Uuid, cancellationToken),
+        Rescue => RescueAsync(run, cancellationToken),
+        Unrescue => UnrescueAsync(run, cancellationToken),
+        Resize => ResizeAsync(run, cancellationToken),
+        ConfirmResize => ConfirmResizeAsync(run.Record, cancellationToken),
+        RevertResize => RevertResizeAsync(run, cancellationToken),
         _ => throw new CommandNotSupportedException($"{command.ToDisplayName()} is not implemented by this agent yet"),
     };
 
@@ -158,6 +169,112 @@ public sealed class InstanceDriver
         await run.JournalAsync(JournalDomain, HostSettings.DomainName(spec.Uuid), cancellationToken).ConfigureAwait(false);
         await OnDomainAsync(spec.Uuid, d => d.Create(), cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// Rescue (Nova's libvirt driver): keep the original domain XML, boot a rescue disk (a fresh
+    /// overlay of the instance's own base image) with the original root disk attached second.
+    /// </summary>
+    private async Task RescueAsync(TaskRun run, CancellationToken cancellationToken)
+    {
+        var uuid = run.Uuid;
+        run.SavedDomainXml = await OnDomainAsync(uuid, d => d.GetXmlDesc(DomainXmlFlags.Inactive), cancellationToken).ConfigureAwait(false);
+        var root = RootDiskPath(uuid);
+        var info = QemuImageInfo.Parse(await QemuImg.InfoJsonAsync(root, cancellationToken).ConfigureAwait(false));
+        var baseImage = info.BackingFile ?? throw new InvalidOperationException($"the root disk {root} has no base image to rescue from");
+        var rescueDisk = Path.Combine(InstanceDirectory(uuid), "disk.rescue");
+        await QemuImg.CreateOverlayAsync(baseImage, "qcow2", rescueDisk, null, cancellationToken).ConfigureAwait(false);
+        await run.JournalAsync(JournalRescueDisk, rescueDisk, cancellationToken).ConfigureAwait(false);
+        var rescueSpec = run.Spec with
+        {
+            BlockDevices =
+            [
+                new BlockDevice(BlockDeviceRole.Root, new FileDiskSource(rescueDisk, DiskFormat.Qcow2)) { BootIndex = 0 },
+                new BlockDevice(BlockDeviceRole.Volume, new FileDiskSource(root, DiskFormat.Qcow2)),
+                .. run.Spec.BlockDevices.Where(b => b.Role != BlockDeviceRole.Root),
+            ],
+        };
+        var xml = builder.Build(rescueSpec);
+        await RedefineAsync(uuid, xml, start: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task UnrescueAsync(TaskRun run, CancellationToken cancellationToken)
+    {
+        var original = run.Record.PreRescueXml ?? throw new InvalidOperationException("the instance has no saved pre-rescue domain XML");
+        await RedefineAsync(run.Uuid, original, start: true, cancellationToken).ConfigureAwait(false);
+        File.Delete(Path.Combine(InstanceDirectory(run.Uuid), "disk.rescue"));
+        await run.JournalAsync(JournalRescueDisk, null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Resize on this host: set the disk aside, power off, grow the overlay (never shrink), redefine, start if it ran.</summary>
+    private async Task ResizeAsync(TaskRun run, CancellationToken cancellationToken)
+    {
+        var uuid = run.Uuid;
+        var newSpec = run.NewSpec ?? throw new InvalidOperationException("resize needs the new flavor");
+        var wasRunning = await ReadPowerStateAsync(uuid, cancellationToken).ConfigureAwait(false) is PowerState.Running or PowerState.Paused;
+        var root = RootDiskPath(uuid);
+        var saved = Path.Combine(InstanceDirectory(uuid), "disk.pre-resize");
+
+        await run.AdvanceAsync(TaskState.ResizeMigrating, cancellationToken).ConfigureAwait(false);
+        await StopAsync(uuid, cancellationToken).ConfigureAwait(false);
+        File.Copy(root, saved, overwrite: true);
+        await run.JournalAsync(JournalPreResizeDisk, saved, cancellationToken).ConfigureAwait(false);
+
+        await run.AdvanceAsync(TaskState.ResizeMigrated, cancellationToken).ConfigureAwait(false);
+        if (newSpec.Flavor.RootGiB > run.Spec.Flavor.RootGiB)
+        {
+            await QemuImg.ResizeAsync(root, newSpec.Flavor.RootGiB * 1024L * 1024 * 1024, cancellationToken).ConfigureAwait(false);
+        }
+
+        await run.AdvanceAsync(TaskState.ResizeFinish, cancellationToken).ConfigureAwait(false);
+        await RedefineAsync(uuid, builder.Build(newSpec), wasRunning, cancellationToken).ConfigureAwait(false);
+        run.SavedFiles = new Dictionary<string, string>(StringComparer.Ordinal) { ["disk"] = saved };
+    }
+
+    /// <summary>Confirm: the new size stays; what was set aside for a revert goes.</summary>
+    public static Task ConfirmResizeAsync(InstanceRecord record, CancellationToken cancellationToken)
+    {
+        foreach (var file in record.PreResize?.SavedFiles.Values ?? [])
+        {
+            File.Delete(file);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Revert: the old disk and the old flavor back, running again if it ran before the resize.</summary>
+    private async Task RevertResizeAsync(TaskRun run, CancellationToken cancellationToken)
+    {
+        var previous = run.Record.PreResize ?? throw new InvalidOperationException("the instance has no pending resize to revert");
+        await StopAsync(run.Uuid, cancellationToken).ConfigureAwait(false);
+        if (previous.SavedFiles.TryGetValue("disk", out var saved))
+        {
+            File.Move(saved, RootDiskPath(run.Uuid), overwrite: true);
+        }
+
+        var start = run.Record.VmStateBeforeTask == VmState.Active;
+        await RedefineAsync(run.Uuid, builder.Build(previous.Spec), start, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Replaces the persistent definition (same UUID and name) with <paramref name="xml"/>, destroying the running guest first.</summary>
+    private Task<int> RedefineAsync(Guid uuid, string xml, bool start, CancellationToken cancellationToken) =>
+        WithConnectionAsync(c =>
+        {
+            using (var current = c.TryLookupByUuid(uuid))
+            {
+                if (current is { IsActive: true })
+                {
+                    current.Destroy();
+                }
+            }
+
+            using var domain = c.DefineXml(xml);
+            if (start)
+            {
+                domain.Create();
+            }
+
+            return 0;
+        }, cancellationToken);
 
     private async Task StopAsync(Guid uuid, CancellationToken cancellationToken)
     {

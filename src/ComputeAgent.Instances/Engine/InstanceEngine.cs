@@ -119,7 +119,11 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     /// Accepts a command on an existing instance and answers at once with its task_state set; the
     /// work goes on whatever the caller does next. Refused commands change nothing.
     /// </summary>
-    public async Task<InstanceRecord> SubmitAsync(Guid uuid, InstanceCommand command, CancellationToken cancellationToken)
+    public Task<InstanceRecord> SubmitAsync(Guid uuid, InstanceCommand command, CancellationToken cancellationToken) =>
+        SubmitAsync(uuid, command, newFlavor: null, cancellationToken);
+
+    /// <param name="newFlavor">Resize only: the flavor to resize to (validated before anything changes; the root disk never shrinks).</param>
+    public async Task<InstanceRecord> SubmitAsync(Guid uuid, InstanceCommand command, Flavor? newFlavor, CancellationToken cancellationToken)
     {
         if (command == Spawn)
         {
@@ -147,6 +151,19 @@ public sealed partial class InstanceEngine : IAsyncDisposable
             }
 
             var plan = decision.Plan!;
+            InstanceSpec? newSpec = null;
+            if (command == Resize)
+            {
+                var flavor = newFlavor ?? throw new InvalidInstanceSpecException("flavor", "(missing)", "the flavor to resize to");
+                if (flavor.RootGiB < record.Spec.Flavor.RootGiB)
+                {
+                    throw new InvalidInstanceSpecException("flavor.root_gib", flavor.RootGiB.ToString(System.Globalization.CultureInfo.InvariantCulture), $"at least the current {record.Spec.Flavor.RootGiB}: a root disk is never shrunk");
+                }
+
+                newSpec = record.Spec with { Flavor = flavor };
+                _ = builder.Build(newSpec);
+            }
+
             if (decision.Preempts)
             {
                 // Only delete preempts: the running task stops at its next safe point, and what it
@@ -161,7 +178,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
                 Journal = JournalChange.Set(command, new Dictionary<string, string>(slot.Created, StringComparer.Ordinal)),
             }, cancellationToken).ConfigureAwait(false);
             LogAccepted(logger, uuid, command.ToDisplayName(), plan.TaskStates[0].ToDisplayName());
-            Enqueue(slot, () => RunAsync(slot, command, plan, baseImage: null, run));
+            Enqueue(slot, () => RunAsync(slot, command, plan, baseImage: null, run, newSpec));
             return slot.Record!;
         }
         finally
@@ -226,7 +243,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
         return run;
     }
 
-    private async Task RunAsync(InstanceSlot slot, InstanceCommand command, CommandPlan plan, Func<CancellationToken, Task<string>>? baseImage, CancellationTokenSource run)
+    private async Task RunAsync(InstanceSlot slot, InstanceCommand command, CommandPlan plan, Func<CancellationToken, Task<string>>? baseImage, CancellationTokenSource run, InstanceSpec? newSpec = null)
     {
         var token = run.Token;
         var record = slot.Record!;
@@ -235,8 +252,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
         var powerBefore = record.PowerState;
         var name = command.ToDisplayName();
         var taskRun = new TaskRun(
-            uuid,
-            record.Spec,
+            record,
             plan,
             vmBefore,
             (next, ct) => CommitForTaskAsync(slot, run, r => new StateChange(uuid, r.VmState, next, r.PowerState, $"{name}: {next.ToDisplayName()}"), ct),
@@ -253,7 +269,10 @@ public sealed partial class InstanceEngine : IAsyncDisposable
 
                 var created = new Dictionary<string, string>(slot.Created, StringComparer.Ordinal);
                 return CommitForTaskAsync(slot, run, r => new StateChange(uuid, r.VmState, r.TaskState, r.PowerState, $"{name}: {key}") { Journal = JournalChange.Set(command, created) }, ct);
-            });
+            })
+        {
+            NewSpec = newSpec,
+        };
 
         var holdsBuildSlot = false;
         try
@@ -264,14 +283,46 @@ public sealed partial class InstanceEngine : IAsyncDisposable
                 holdsBuildSlot = true;
             }
 
+            if (plan.ConfirmsPendingResize && vmBefore == VmState.Resized)
+            {
+                // design.md §2: from RESIZED these commands first confirm the pending resize.
+                await InstanceDriver.ConfirmResizeAsync(record, token).ConfigureAwait(false);
+                vmBefore = VmStateAfter.AsBeforeResize.Resolve(record.VmStateBeforeTask ?? VmState.Active);
+                var confirmedFrom = vmBefore;
+                await CommitForTaskAsync(slot, run, r => new StateChange(uuid, confirmedFrom, plan.TaskStates[1], r.PowerState, $"{name}: pending resize confirmed")
+                {
+                    PreResize = new ColumnUpdate<PreResizeState?>(null),
+                }, token).ConfigureAwait(false);
+                record = slot.Record!;
+            }
+
             await driver.ExecuteAsync(command, taskRun, baseImage, token).ConfigureAwait(false);
             var deleted = command is Delete or ForceDelete;
             var power = deleted ? PowerState.NoState : await driver.ReadPowerStateAsync(uuid, token).ConfigureAwait(false);
             var vmAfter = plan.VmStateAfter.Resolve(record.VmStateBeforeTask ?? vmBefore);
+            var vmBeforeTask = vmBefore;
             await CommitForTaskAsync(slot, run, r => new StateChange(uuid, vmAfter, TaskState.None, power, $"{name} done")
             {
                 Journal = JournalChange.Clear,
-                VmStateBeforeTask = command == Pause ? new ColumnUpdate<VmState?>(vmBefore) : default,
+                Spec = command switch
+                {
+                    Resize => newSpec,
+                    RevertResize => r.PreResize?.Spec,
+                    _ => null,
+                },
+                VmStateBeforeTask = command is Pause or Resize ? new ColumnUpdate<VmState?>(vmBeforeTask) : default,
+                PreResize = command switch
+                {
+                    Resize => new ColumnUpdate<PreResizeState?>(new PreResizeState(r.Spec, taskRun.SavedFiles ?? new Dictionary<string, string>())),
+                    ConfirmResize or RevertResize => new ColumnUpdate<PreResizeState?>(null),
+                    _ => default,
+                },
+                PreRescueXml = command switch
+                {
+                    Rescue => new ColumnUpdate<string?>(taskRun.SavedDomainXml),
+                    Unrescue => new ColumnUpdate<string?>(null),
+                    _ => default,
+                },
                 DeletedAt = deleted ? new ColumnUpdate<DateTimeOffset?>(time.GetUtcNow()) : default,
             }, CancellationToken.None).ConfigureAwait(false);
             slot.Created.Clear();

@@ -1,5 +1,6 @@
 using ComputeAgent.Instances.Model;
 using ComputeAgent.Instances.StateModel;
+using ComputeAgent.Instances.Store;
 
 namespace ComputeAgent.Instances.Engine;
 
@@ -12,10 +13,11 @@ public sealed class TaskRun
     private readonly Func<TaskState, CancellationToken, Task> advance;
     private readonly Func<string, string?, CancellationToken, Task> journal;
 
-    internal TaskRun(Guid uuid, InstanceSpec spec, CommandPlan plan, VmState vmStateBefore, Func<TaskState, CancellationToken, Task> advance, Func<string, string?, CancellationToken, Task> journal)
+    internal TaskRun(InstanceRecord record, CommandPlan plan, VmState vmStateBefore, Func<TaskState, CancellationToken, Task> advance, Func<string, string?, CancellationToken, Task> journal)
     {
-        Uuid = uuid;
-        Spec = spec;
+        Record = record;
+        Uuid = record.Uuid;
+        Spec = record.Spec;
         Plan = plan;
         VmStateBefore = vmStateBefore;
         this.advance = advance;
@@ -23,6 +25,18 @@ public sealed class TaskRun
     }
 
     public Guid Uuid { get; }
+
+    /// <summary>The instance's record when the command was accepted (its pre-rescue XML, its pending resize).</summary>
+    public InstanceRecord Record { get; }
+
+    /// <summary>Resize: the instance's spec with the new flavor.</summary>
+    public InstanceSpec? NewSpec { get; init; }
+
+    /// <summary>Rescue: the original domain XML, to bring back on unrescue.</summary>
+    public string? SavedDomainXml { get; set; }
+
+    /// <summary>Resize: what it set aside for a revert (e.g. "disk" → the pre-resize overlay).</summary>
+    public IReadOnlyDictionary<string, string>? SavedFiles { get; set; }
 
     public InstanceSpec Spec { get; }
 

@@ -1,3 +1,4 @@
+using System.Xml.Linq;
 using ComputeAgent.Instances.Engine;
 using ComputeAgent.Instances.Model;
 using ComputeAgent.Instances.StateModel;
@@ -127,6 +128,85 @@ public sealed class EngineQemuTests(QemuHost host)
 
         await harness.Engine.SubmitAsync(first.Uuid, InstanceCommand.Delete, CancellationToken.None);
         await harness.WaitForAsync(first.Uuid, VmState.Deleted, TaskState.None, PowerState.NoState);
+    }
+
+    [SkippableFact]
+    public async Task Rescue_boots_a_rescue_disk_with_the_root_second_and_resize_grows_then_reverts_or_confirms()
+    {
+        host.SkipIfUnavailable();
+        await using var harness = await EngineHarness.StartAsync(QemuHost.Uri);
+        using var libvirt = LibvirtConnection.Open(QemuHost.Uri);
+        var spec = TinySpec(Guid.NewGuid());
+        var uuid = spec.Uuid;
+        var root = harness.Driver().RootDiskPath(uuid);
+        var console = harness.Host.ConsoleLogPath(uuid);
+        await harness.Engine.SpawnAsync(spec, _ => Task.FromResult(host.Guest.Disk), CancellationToken.None);
+        await harness.WaitForAsync(uuid, VmState.Active, TaskState.None, PowerState.Running, seconds: 120);
+        await EventWaits.WaitForConsoleLineAsync(console, host.Guest.ReadyLine, Boot);
+
+        await harness.Engine.SubmitAsync(uuid, InstanceCommand.Rescue, CancellationToken.None);
+        await harness.WaitForAsync(uuid, VmState.Rescued, TaskState.None, PowerState.Running);
+        using (var domain = libvirt.LookupByUuid(uuid))
+        {
+            var xml = XDocument.Parse(domain.GetXmlDesc());
+            var disks = xml.Descendants("disk").Where(d => (string?)d.Attribute("device") == "disk").Select(d => (string?)d.Element("source")?.Attribute("file")).ToList();
+            Assert.Equal([Path.Combine(harness.Driver().InstanceDirectory(uuid), "disk.rescue"), root], disks);
+        }
+
+        await EventWaits.WaitForConsoleLineAsync(console, host.Guest.ReadyLine, Boot, occurrence: 2);
+        Assert.NotNull(harness.Engine.Find(uuid)!.PreRescueXml);
+
+        await harness.Engine.SubmitAsync(uuid, InstanceCommand.Unrescue, CancellationToken.None);
+        await harness.WaitForAsync(uuid, VmState.Active, TaskState.None, PowerState.Running);
+        using (var domain = libvirt.LookupByUuid(uuid))
+        {
+            var disks = XDocument.Parse(domain.GetXmlDesc()).Descendants("disk").Select(d => (string?)d.Element("source")?.Attribute("file")).ToList();
+            Assert.Equal([root], disks);
+        }
+
+        Assert.False(File.Exists(Path.Combine(harness.Driver().InstanceDirectory(uuid), "disk.rescue")));
+        Assert.Null(harness.Engine.Find(uuid)!.PreRescueXml);
+
+        // Each resize powers the guest off with ACPI: let it boot far enough to hear the button.
+        await EventWaits.WaitForConsoleLineAsync(console, host.Guest.ReadyLine, Boot, occurrence: 3);
+
+        // Resize to 2 vCPUs, 512 MiB and a 2 GiB root, then revert: the old flavor and disk come back.
+        var bigger = new Flavor("m1.small", 2, 512, RootGiB: 2);
+        await harness.Engine.SubmitAsync(uuid, InstanceCommand.Resize, bigger, CancellationToken.None);
+        await harness.WaitForAsync(uuid, VmState.Resized, TaskState.None, PowerState.Running, seconds: 120);
+        await AssertGuestSizeAsync(libvirt, uuid, root, vcpus: 2, memoryMiB: 512, diskGiB: 2);
+        Assert.Equal("m1.small", harness.Engine.Find(uuid)!.Spec.Flavor.Name);
+        await EventWaits.WaitForConsoleLineAsync(console, host.Guest.ReadyLine, Boot, occurrence: 4);
+
+        await harness.Engine.SubmitAsync(uuid, InstanceCommand.RevertResize, CancellationToken.None);
+        await harness.WaitForAsync(uuid, VmState.Active, TaskState.None, PowerState.Running, seconds: 120);
+        await AssertGuestSizeAsync(libvirt, uuid, root, vcpus: 1, memoryMiB: 256, diskGiB: 1);
+        Assert.Equal("m1.tiny", harness.Engine.Find(uuid)!.Spec.Flavor.Name);
+
+        // A root disk never shrinks: refused before anything changes.
+        await Assert.ThrowsAsync<InvalidInstanceSpecException>(() => harness.Engine.SubmitAsync(uuid, InstanceCommand.Resize, new Flavor("m1.nano", 1, 128, RootGiB: 0), CancellationToken.None));
+
+        await EventWaits.WaitForConsoleLineAsync(console, host.Guest.ReadyLine, Boot, occurrence: 5);
+        await harness.Engine.SubmitAsync(uuid, InstanceCommand.Resize, bigger, CancellationToken.None);
+        await harness.WaitForAsync(uuid, VmState.Resized, TaskState.None, PowerState.Running, seconds: 120);
+        await harness.Engine.SubmitAsync(uuid, InstanceCommand.ConfirmResize, CancellationToken.None);
+        await harness.WaitForAsync(uuid, VmState.Active, TaskState.None, PowerState.Running);
+        await AssertGuestSizeAsync(libvirt, uuid, root, vcpus: 2, memoryMiB: 512, diskGiB: 2);
+        Assert.False(File.Exists(Path.Combine(harness.Driver().InstanceDirectory(uuid), "disk.pre-resize")));
+        Assert.Null(harness.Engine.Find(uuid)!.PreResize);
+
+        await harness.Engine.SubmitAsync(uuid, InstanceCommand.Delete, CancellationToken.None);
+        await harness.WaitForAsync(uuid, VmState.Deleted, TaskState.None, PowerState.NoState);
+    }
+
+    private static async Task AssertGuestSizeAsync(LibvirtConnection libvirt, Guid uuid, string root, int vcpus, int memoryMiB, int diskGiB)
+    {
+        using var domain = libvirt.LookupByUuid(uuid);
+        var info = domain.GetInfo();
+        Assert.Equal(vcpus, info.VirtualCpus);
+        Assert.Equal((ulong)memoryMiB * 1024, info.MaxMemoryKiB);
+        var image = await ComputeAgent.Instances.Images.QemuImg.InfoJsonAsync(root, CancellationToken.None);
+        Assert.Contains($"\"virtual-size\": {(long)diskGiB * 1024 * 1024 * 1024}", image, StringComparison.Ordinal);
     }
 
     private static InstanceSpec TinySpec(Guid uuid) => new()
