@@ -108,8 +108,8 @@ public sealed class EngineTestDriverTests : IAsyncLifetime
         Assert.Equal(VmState.Stopped, harness.Engine.Find(uuid)!.VmState);
 
         await Assert.ThrowsAsync<InstanceNotFoundException>(() => harness.Engine.SubmitAsync(Guid.NewGuid(), InstanceCommand.Start, CancellationToken.None));
-        var unsupported = await Assert.ThrowsAsync<CommandNotSupportedException>(() => harness.Engine.SubmitAsync(uuid, InstanceCommand.Rescue, CancellationToken.None));
-        Assert.Contains("rescue", unsupported.Message, StringComparison.Ordinal);
+        var unsupported = await Assert.ThrowsAsync<CommandNotSupportedException>(() => harness.Engine.SubmitAsync(uuid, InstanceCommand.Snapshot, CancellationToken.None));
+        Assert.Contains("snapshot", unsupported.Message, StringComparison.Ordinal);
         Assert.Equal(before, await harness.Store.LastSequenceAsync());
     }
 
