@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The agent's main job on this machine: install what is missing, start libvirtd, build the test
 # guest, the agent and its CLI, serve the guest image Glance-shaped, start the agent, and walk one
-# guest through spawn, pause, unpause, suspend, resume, stop, start, reboot and delete over gRPC,
+# guest through spawn, pause, unpause, suspend, resume, rescue, unrescue, resize, confirm, stop,
+# start, reboot and delete over gRPC,
 # printing every state change the agent streams.
 set -euo pipefail
 cd "$(dirname "$0")"

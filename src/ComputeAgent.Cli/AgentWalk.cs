@@ -51,11 +51,22 @@ internal static class AgentWalk
                 ProjectId = "demo-project",
                 UserId = "demo-user",
             }).ResponseAsync);
-            await GuestReadyAsync();
+            await GuestReadyAsync(1);
             await StepAsync("pause", () => client.PauseAsync(request).ResponseAsync);
             await StepAsync("unpause", () => client.UnpauseAsync(request).ResponseAsync);
             await StepAsync("suspend", () => client.SuspendAsync(request).ResponseAsync);
             await StepAsync("resume", () => client.ResumeAsync(request).ResponseAsync);
+            await StepAsync("rescue", () => client.RescueAsync(request).ResponseAsync);
+            await GuestReadyAsync(2);
+            await StepAsync("unrescue", () => client.UnrescueAsync(request).ResponseAsync);
+            await GuestReadyAsync(3);
+            await StepAsync("resize", () => client.ResizeAsync(new ResizeRequest
+            {
+                InstanceUuid = uuid,
+                Flavor = new Flavor { Name = "m1.small", Vcpus = 2, RamMib = 512, RootGib = 2 },
+            }).ResponseAsync);
+            await GuestReadyAsync(4);
+            await StepAsync("confirm resize", () => client.ConfirmResizeAsync(request).ResponseAsync);
             await StepAsync("stop", () => client.StopAsync(request).ResponseAsync);
             await StepAsync("start", () => client.StartAsync(request).ResponseAsync);
             await StepAsync("reboot (hard)", () => client.RebootAsync(new RebootRequest { InstanceUuid = uuid, Hard = true }).ResponseAsync);
@@ -74,8 +85,9 @@ internal static class AgentWalk
             await printer;
         }
 
-        // A graceful stop needs the guest's ACPI handling up: wait for its ready line on the console.
-        async Task GuestReadyAsync()
+        // A graceful stop needs the guest's ACPI handling up: wait for its boot number N to print
+        // the ready line on the console (the log keeps every boot of the instance).
+        async Task GuestReadyAsync(int boot)
         {
             if (readyLine is null)
             {
@@ -83,7 +95,7 @@ internal static class AgentWalk
             }
 
             var deadline = DateTime.UtcNow + StepBound;
-            while (!(await client.GetConsoleOutputAsync(new GetConsoleOutputRequest { InstanceUuid = uuid, Lines = 200 }, cancellationToken: cancellationToken)).Output.Split('\n').Contains(readyLine))
+            while ((await client.GetConsoleOutputAsync(new GetConsoleOutputRequest { InstanceUuid = uuid, Lines = 10_000 }, cancellationToken: cancellationToken)).Output.Split('\n').Count(l => l == readyLine) < boot)
             {
                 if (DateTime.UtcNow > deadline)
                 {
@@ -93,7 +105,7 @@ internal static class AgentWalk
                 await Task.Delay(200, cancellationToken);
             }
 
-            Console.WriteLine($"{clock.Elapsed.TotalSeconds,7:F2}s  guest console: {readyLine}");
+            Console.WriteLine($"{clock.Elapsed.TotalSeconds,7:F2}s  guest console: {readyLine} (boot {boot})");
         }
 
         async Task StepAsync(string step, Func<Task<InstanceReply>> call)

@@ -15,7 +15,8 @@ static int Usage()
         usage:
           compute-agent-cli walk --socket /run/compute-agent/agent.sock --image-id ID [--ready-line TEXT]
               Spawns a guest through the agent and walks it through pause, unpause, suspend, resume,
-              stop, start, hard reboot and delete, printing every state change the agent streams.
+              rescue, unrescue, resize, confirm resize, stop, start, hard reboot and delete,
+              printing every state change the agent streams.
           compute-agent-cli image-server --dir DIR --listen 127.0.0.1:9292
               Serves DIR/*.qcow2 as a Glance v2 image service (GET /v2/images/{id}[/file]).
           compute-agent-cli lifecycle --image DISK.qcow2 [--ready-line TEXT] [--uri qemu:///system] [--virt-type qemu|kvm] [--work-dir DIR]
