@@ -79,6 +79,77 @@ public sealed class AgentCrashTests(QemuHost host)
     }
 
     [SkippableFact]
+    public async Task An_agent_killed_during_a_resize_rolls_it_back_on_restart()
+    {
+        host.SkipIfUnavailable();
+        var scratch = RepositoryPaths.CreateScratch("agent-crash-resize");
+        var uuid = Guid.NewGuid();
+        var settings = new Dictionary<string, string> { ["LibvirtUri"] = QemuHost.Uri, ["GracefulStopTimeoutSeconds"] = "30" };
+        await DefineGuestOfOursAsync(scratch, uuid);
+        var root = Path.Combine(scratch, "instances", uuid.ToString(), "disk");
+        try
+        {
+            var sizeBefore = await VirtualSizeAsync(root);
+            var agent = await AgentProcess.StartAsync(settings, scratch);
+            await EventWaits.WaitForConsoleLineAsync(Path.Combine(scratch, "instances", uuid.ToString(), "console.log"), host.Guest.ReadyLine, TimeSpan.FromSeconds(120));
+            using (var watch = agent.Client.WatchInstances(new WatchInstancesRequest { InstanceUuid = uuid.ToString() }))
+            {
+                await agent.Client.ResizeAsync(new ResizeRequest
+                {
+                    InstanceUuid = uuid.ToString(),
+                    Flavor = new Api.V1.Flavor { Name = "m1.small", Vcpus = 2, RamMib = 512, RootGib = 2 },
+                });
+
+                // Kill -9 once the guest is off, its disk set aside and grown (RESIZE_MIGRATED).
+                while (await watch.ResponseStream.MoveNext(new CancellationTokenSource(TimeSpan.FromSeconds(90)).Token)
+                    && watch.ResponseStream.Current.TaskState != TaskState.ResizeMigrated)
+                {
+                }
+            }
+
+            await agent.KillAsync();
+            await agent.DisposeAsync();
+
+            await using var restarted = await AgentProcess.StartAsync(settings, scratch);
+            var after = await restarted.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() });
+            Assert.Equal((VmState.Active, TaskState.None, PowerState.Running), (after.VmState, after.TaskState, after.PowerState));
+            Assert.Equal("m1.tiny", after.Flavor.Name);
+            Assert.Equal("interrupted", after.Fault.Code);
+            using var connection = LibvirtConnection.Open(QemuHost.Uri);
+            using var domain = connection.LookupByUuid(uuid);
+            var info = domain.GetInfo();
+            Assert.Equal((1, 256UL * 1024), (info.VirtualCpus, info.MaxMemoryKiB));
+            Assert.Equal(sizeBefore, await VirtualSizeAsync(root));
+            Assert.False(File.Exists(Path.Combine(scratch, "instances", uuid.ToString(), "disk.pre-resize")));
+
+            await restarted.Client.DeleteAsync(new InstanceRequest { InstanceUuid = uuid.ToString() });
+            Assert.Equal(VmState.Deleted, (await restarted.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString(), VmState = VmState.Deleted }, deadline: DateTime.UtcNow.AddSeconds(60))).VmState);
+        }
+        finally
+        {
+            using var connection = LibvirtConnection.Open(QemuHost.Uri);
+            using var left = connection.TryLookupByUuid(uuid);
+            if (left is not null)
+            {
+                if (left.IsActive)
+                {
+                    left.Destroy();
+                }
+
+                left.Undefine(DomainUndefineFlags.ManagedSave);
+            }
+
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    private static async Task<long> VirtualSizeAsync(string image)
+    {
+        using var info = System.Text.Json.JsonDocument.Parse(await QemuImg.InfoJsonAsync(image, CancellationToken.None));
+        return info.RootElement.GetProperty("virtual-size").GetInt64();
+    }
+
+    [SkippableFact]
     public async Task An_agent_killed_during_a_spawn_leaves_either_a_running_instance_or_an_error_with_nothing_behind()
     {
         host.SkipIfUnavailable();

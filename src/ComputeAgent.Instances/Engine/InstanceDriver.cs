@@ -255,6 +255,32 @@ public sealed class InstanceDriver
         await RedefineAsync(run.Uuid, builder.Build(previous.Spec), start, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Undoes an interrupted rescue or resize (recovery at start): the domain from the spec the
+    /// record still holds, the disk a resize set aside put back, the rescue disk removed.
+    /// </summary>
+    public async Task RollBackAsync(InstanceRecord record, IReadOnlyDictionary<string, string> created, bool start, CancellationToken cancellationToken)
+    {
+        if (created.TryGetValue(JournalPreResizeDisk, out var saved) && File.Exists(saved))
+        {
+            await StopAsync(record.Uuid, cancellationToken).ConfigureAwait(false);
+            File.Move(saved, RootDiskPath(record.Uuid), overwrite: true);
+        }
+
+        await RedefineAsync(record.Uuid, builder.Build(record.Spec), start, cancellationToken).ConfigureAwait(false);
+        if (created.TryGetValue(JournalRescueDisk, out var rescue))
+        {
+            File.Delete(rescue);
+        }
+    }
+
+    /// <summary>Finishes an interrupted unrescue: the original domain back and running, the rescue disk gone.</summary>
+    public async Task FinishUnrescueAsync(Guid uuid, string originalXml, CancellationToken cancellationToken)
+    {
+        await RedefineAsync(uuid, originalXml, start: true, cancellationToken).ConfigureAwait(false);
+        File.Delete(Path.Combine(InstanceDirectory(uuid), "disk.rescue"));
+    }
+
     /// <summary>Replaces the persistent definition (same UUID and name) with <paramref name="xml"/>, destroying the running guest first.</summary>
     private Task<int> RedefineAsync(Guid uuid, string xml, bool start, CancellationToken cancellationToken) =>
         WithConnectionAsync(c =>

@@ -73,6 +73,31 @@ public sealed partial class InstanceEngine
                 DeletedAt = new ColumnUpdate<DateTimeOffset?>(time.GetUtcNow()),
             };
         }
+        else if (entry.Command is Rescue or Resize)
+        {
+            // Rolled back from the journal: the record still holds the spec from before the task,
+            // so the domain is defined from it again, the disk set aside by a resize comes back,
+            // the rescue disk goes, and the guest runs again if it ran before.
+            var start = record.VmState is VmState.Active or VmState.Resized;
+            await driver.RollBackAsync(record, entry.Created, start, cancellationToken).ConfigureAwait(false);
+            var after = await driver.ReadPowerStateAsync(slot.Uuid, cancellationToken).ConfigureAwait(false);
+            change = new StateChange(slot.Uuid, record.VmState, TaskState.None, after, $"recovery: {name} rolled back")
+            {
+                Journal = JournalChange.Clear,
+                Fault = new Fault("interrupted", $"the agent stopped during {name} (at {entry.Step.ToDisplayName()}); it was rolled back: the instance is {record.VmState.ToDisplayName()} with its previous flavor and disk"),
+            };
+        }
+        else if (entry.Command == Unrescue && record.PreRescueXml is { } original)
+        {
+            await driver.FinishUnrescueAsync(slot.Uuid, original, cancellationToken).ConfigureAwait(false);
+            var after = await driver.ReadPowerStateAsync(slot.Uuid, cancellationToken).ConfigureAwait(false);
+            change = new StateChange(slot.Uuid, VmState.Active, TaskState.None, after, "recovery: unrescue finished")
+            {
+                Journal = JournalChange.Clear,
+                PreRescueXml = new ColumnUpdate<string?>(null),
+                Fault = new Fault("interrupted", "the agent stopped during unrescue; it was finished: the original domain runs again"),
+            };
+        }
         else
         {
             // Whatever the task got to, the instance is now what libvirt shows, read as a power sync
