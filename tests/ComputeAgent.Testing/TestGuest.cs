@@ -19,6 +19,7 @@ public sealed class TestGuest
         Initrd = env["GUEST_INITRD"];
         ReadyLine = env["GUEST_READY_LINE"];
         PowerOffLine = env.TryGetValue("GUEST_POWEROFF_LINE", out var powerOff) ? powerOff : "COMPUTE-AGENT-GUEST POWEROFF";
+        SelfPowerOffLine = env.TryGetValue("GUEST_SELF_POWEROFF_LINE", out var selfPowerOff) ? selfPowerOff : "COMPUTE-AGENT-GUEST SELF-POWEROFF";
     }
 
     public string Directory { get; }
@@ -35,6 +36,9 @@ public sealed class TestGuest
 
     /// <summary>The line the guest prints when the ACPI power button makes it power off.</summary>
     public string PowerOffLine { get; }
+
+    /// <summary>The line the guest prints when it powers itself off (kernel argument compute_agent.poweroff_after=SECONDS).</summary>
+    public string SelfPowerOffLine { get; }
 
     public static string DefaultDirectory =>
         Environment.GetEnvironmentVariable("COMPUTE_AGENT_GUEST_DIR") is { Length: > 0 } dir ? dir : "/var/cache/compute-agent/test-guest";

@@ -33,6 +33,7 @@ readonly BUSYBOX_PKG=busybox-static
 readonly READY_LINE='COMPUTE-AGENT-GUEST READY'
 readonly KERNEL_LINE_PREFIX='COMPUTE-AGENT-GUEST KERNEL'
 readonly POWEROFF_LINE='COMPUTE-AGENT-GUEST POWEROFF'
+readonly SELF_POWEROFF_LINE='COMPUTE-AGENT-GUEST SELF-POWEROFF'
 readonly KERNEL_CMDLINE='console=ttyS0'
 readonly DISK_SIZE_MIB=64
 # Modules to put in the initramfs and load. Their dependencies (the .ko's depends=) are added and
@@ -266,6 +267,14 @@ stty -F "\$SERIAL" -onlcr 2>/dev/null
 say "$KERNEL_LINE_PREFIX \$(uname -r)"
 say "$READY_LINE"
 
+# A test can ask the guest to power itself off from inside (as a user running poweroff would):
+# boot it with compute_agent.poweroff_after=SECONDS on the kernel command line.
+for arg in \$(cat /proc/cmdline); do
+  case "\$arg" in
+    compute_agent.poweroff_after=*) (sleep "\${arg#*=}"; say "$SELF_POWEROFF_LINE"; sync; poweroff -f) & ;;
+  esac
+done
+
 while :; do sleep 3600; done
 EOF
   chmod 755 "$ROOT/init"
@@ -349,6 +358,7 @@ write_env() { # OUT
     env_line GUEST_CMDLINE "$KERNEL_CMDLINE"
     env_line GUEST_READY_LINE "$READY_LINE"
     env_line GUEST_POWEROFF_LINE "$POWEROFF_LINE"
+    env_line GUEST_SELF_POWEROFF_LINE "$SELF_POWEROFF_LINE"
     env_line GUEST_KERNEL_VERSION "$KERNEL_VERSION"
     env_line GUEST_KERNEL_PACKAGE "$KERNEL_PKG=$KERNEL_PKG_VERSION"
     env_line GUEST_BUSYBOX_PACKAGE "$BUSYBOX_PKG=$BUSYBOX_VERSION"

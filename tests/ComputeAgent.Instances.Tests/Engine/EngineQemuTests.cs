@@ -75,6 +75,31 @@ public sealed class EngineQemuTests(QemuHost host)
     }
 
     [SkippableFact]
+    public async Task A_guest_that_powers_itself_off_from_inside_is_stopped_not_errored()
+    {
+        host.SkipIfUnavailable();
+        await using var harness = await EngineHarness.StartAsync(QemuHost.Uri);
+        var spec = TinySpec(Guid.NewGuid()) with
+        {
+            Image = new ImageMeta("a1b2c3d4-0000-4000-8000-000000000002", Properties: new Dictionary<string, string>
+            {
+                ["kernel_id"] = "kernel-image",
+                ["ramdisk_id"] = "ramdisk-image",
+                ["os_command_line"] = "console=ttyS0 compute_agent.poweroff_after=2",
+            }),
+            KernelBoot = new KernelBoot(host.Guest.Kernel, host.Guest.Initrd),
+        };
+        await harness.Engine.SpawnAsync(spec, _ => Task.FromResult(host.Guest.Disk), CancellationToken.None);
+        await harness.WaitForAsync(spec.Uuid, VmState.Active, TaskState.None, PowerState.Running, seconds: 120);
+
+        // Nothing is asked of the agent: the guest runs poweroff by itself.
+        var stopped = await harness.WaitForAsync(spec.Uuid, VmState.Stopped, TaskState.None, PowerState.Shutdown, seconds: 120);
+        Assert.StartsWith("libvirt event", stopped.Cause, StringComparison.Ordinal);
+        await EventWaits.WaitForConsoleLineAsync(harness.Host.ConsoleLogPath(spec.Uuid), host.Guest.SelfPowerOffLine, Boot);
+        Assert.Empty(await harness.Store.ListFaultsAsync(spec.Uuid));
+    }
+
+    [SkippableFact]
     public async Task A_spawn_from_an_unusable_image_ends_in_error_with_a_fault_and_leaves_nothing_behind()
     {
         host.SkipIfUnavailable();
