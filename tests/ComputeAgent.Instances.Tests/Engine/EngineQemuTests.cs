@@ -59,6 +59,12 @@ public sealed class EngineQemuTests(QemuHost host)
         await harness.WaitForAsync(uuid, VmState.Active, TaskState.None, PowerState.Running);
         await EventWaits.WaitForConsoleLineAsync(harness.Host.ConsoleLogPath(uuid), host.Guest.ReadyLine, Boot);
 
+        // Someone runs virsh suspend / resume behind the agent's back.
+        (await ProcessRunner.RunAsync("virsh", ["-c", QemuHost.Uri, "suspend", HostSettings.DomainName(uuid)], TimeSpan.FromSeconds(30))).EnsureSuccess("virsh suspend");
+        await harness.WaitForAsync(uuid, VmState.Paused, TaskState.None, PowerState.Paused);
+        (await ProcessRunner.RunAsync("virsh", ["-c", QemuHost.Uri, "resume", HostSettings.DomainName(uuid)], TimeSpan.FromSeconds(30))).EnsureSuccess("virsh resume");
+        await harness.WaitForAsync(uuid, VmState.Active, TaskState.None, PowerState.Running);
+
         // kill -9 of QEMU: the guest died under us.
         var pid = (await ProcessRunner.RunAsync("pgrep", ["-f", $"guest={HostSettings.DomainName(uuid)}"], TimeSpan.FromSeconds(10))).EnsureSuccess("pgrep").StandardOutput.Trim().Split('\n')[0];
         (await ProcessRunner.RunAsync("kill", ["-9", pid], TimeSpan.FromSeconds(10))).EnsureSuccess("kill -9");
