@@ -40,6 +40,9 @@ public sealed class AgentOptions
 
     public bool RestartCrashedGuests { get; set; }
 
+    /// <summary>Base images no instance has used for this long are removed from the cache.</summary>
+    public int ImageCacheMaxUnusedHours { get; set; } = 24;
+
     public EngineOptions ToEngineOptions() => new()
     {
         MaxConcurrentBuilds = MaxConcurrentBuilds,
@@ -100,6 +103,11 @@ public sealed class AgentOptions
         if (GracefulStopTimeoutSeconds is < 0 or > 3_600)
         {
             errors.Add($"Agent:GracefulStopTimeoutSeconds {GracefulStopTimeoutSeconds} must be between 0 and 3600");
+        }
+
+        if (ImageCacheMaxUnusedHours is < 1 or > 8_760)
+        {
+            errors.Add($"Agent:ImageCacheMaxUnusedHours {ImageCacheMaxUnusedHours} must be between 1 and 8760");
         }
 
         return errors;

@@ -15,6 +15,9 @@ public sealed class ImageSource
         this.cache = cache;
     }
 
+    /// <summary>The base-image cache, when an image service is configured.</summary>
+    public ImageCache? Cache => cache;
+
     public async Task<ImageMeta> GetMetadataAsync(string imageId, string? token, CancellationToken cancellationToken)
     {
         var image = await (glance ?? throw NotConfigured(imageId)).GetImageAsync(imageId, token, cancellationToken).ConfigureAwait(false);

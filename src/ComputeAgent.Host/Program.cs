@@ -23,6 +23,7 @@ builder.Services.Configure<AgentOptions>(builder.Configuration.GetSection(AgentO
 builder.Services.AddSingleton<AgentRuntime>();
 builder.Services.AddHostedService(s => s.GetRequiredService<AgentRuntime>());
 builder.Services.AddSingleton<RequestLedger>();
+builder.Services.AddHostedService<ImageCacheCleanup>();
 builder.Services.AddSingleton(s =>
 {
     var agent = s.GetRequiredService<IOptions<AgentOptions>>().Value;
