@@ -91,7 +91,7 @@ internal sealed class CommitWriter : IAsyncDisposable
         {
             await CommitInOneTransactionAsync(batch).ConfigureAwait(false);
         }
-        catch (Exception) when (batch.Count > 1 && false)
+        catch (Exception) when (batch.Count > 1)
         {
             // One change the database refuses must not fail the others queued with it: retry each alone.
             foreach (var pending in batch)

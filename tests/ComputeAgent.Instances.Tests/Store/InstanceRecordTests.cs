@@ -194,6 +194,28 @@ public sealed class InstanceRecordTests : IDisposable
     }
 
     [Fact]
+    public async Task A_change_the_database_refuses_fails_alone_and_leaves_nothing_behind()
+    {
+        await using var store = await OpenAsync();
+        var uuid = await Changes.CreateAsync(store);
+        // Stands in for any refusal from SQLite mid-change (constraint, I/O): the fault insert comes after the instance update.
+        TempDatabase.Scalar(database.Path, "CREATE TRIGGER refuse_poison BEFORE INSERT ON faults WHEN NEW.code = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END");
+
+        // Queued behind a burst, so that the writer takes the poisoned change in a batch with others.
+        var before = Enumerable.Range(0, 300).Select(_ => store.CommitAsync(Changes.Create(Samples.Typical(Guid.NewGuid())))).ToList();
+        var poisoned = store.CommitAsync(new StateChange(uuid, VmState.Active, TaskState.None, PowerState.Running, "poisoned") { Fault = new Fault("poison", "x") });
+        var other = store.CommitAsync(Changes.Create(Samples.Typical(Guid.NewGuid())));
+        var next = store.CommitAsync(new StateChange(uuid, VmState.Stopped, TaskState.None, PowerState.Shutdown, "stop"));
+
+        await Assert.ThrowsAsync<Microsoft.Data.Sqlite.SqliteException>(() => poisoned.WaitAsync(TimeSpan.FromSeconds(30)));
+        var committed = await Task.WhenAll([.. before, other, next]).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(Enumerable.Range(2, 302).Select(i => (long)i), committed);
+        var stop = (await store.ReadEventsAsync(committed[^1] - 1, 10)).Single();
+        Assert.Equal((VmState.Building, VmState.Stopped), (stop.OldVmState, stop.NewVmState));
+        Assert.Empty(await store.ListFaultsAsync(uuid));
+    }
+
+    [Fact]
     public async Task Usage_errors_are_refused_before_anything_is_queued()
     {
         await using var store = await OpenAsync();

@@ -84,6 +84,12 @@ public sealed class SchemaTests : IDisposable
     }
 
     [Fact]
+    public async Task A_busy_timeout_of_zero_is_refused_because_the_driver_would_wait_forever()
+    {
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => InstanceStore.OpenAsync(database.Path, new InstanceStoreOptions { BusyTimeout = TimeSpan.Zero }));
+    }
+
+    [Fact]
     public async Task The_file_is_in_wal_mode_and_connections_have_the_agents_settings()
     {
         await using var store = await InstanceStore.OpenAsync(database.Path);
