@@ -1,3 +1,4 @@
+using ComputeAgent.Testing;
 using ComputeAgent.Api.V1;
 using Grpc.Core;
 using Grpc.Reflection.V1Alpha;

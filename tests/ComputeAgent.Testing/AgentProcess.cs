@@ -1,11 +1,10 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
-using ComputeAgent.Testing;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 
-namespace ComputeAgent.Host.Tests;
+namespace ComputeAgent.Testing;
 
 /// <summary>
 /// The real agent binary started as its own process (as systemd would), with a scratch state
@@ -37,6 +36,8 @@ public sealed class AgentProcess : IAsyncDisposable
     }
 
     public string Scratch { get; }
+
+    public int ProcessId => process.Id;
 
     public string SocketPath { get; }
 

@@ -1,7 +1,6 @@
 using System.Diagnostics;
-using ComputeAgent.Testing;
 
-namespace ComputeAgent.Host.Tests;
+namespace ComputeAgent.Testing;
 
 /// <summary>A real HTTP image service: `compute-agent-cli image-server` over a folder holding the test guest.</summary>
 public sealed class ImageService : IAsyncDisposable

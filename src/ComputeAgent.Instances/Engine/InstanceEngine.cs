@@ -29,6 +29,9 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     private readonly CancellationTokenSource stopping = new();
     private readonly SemaphoreSlim reconcileNow = new(0, 1);
     private readonly TimeProvider time;
+    private readonly Lock publishGate = new();
+    private readonly SortedDictionary<long, EventRecord> unpublished = [];
+    private long nextToPublish = 1;
     private Task? eventPump;
     private Task? reconcileLoop;
 
@@ -61,6 +64,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     /// </summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        nextToPublish = await store.LastSequenceAsync(cancellationToken).ConfigureAwait(false) + 1;
         foreach (var record in await store.ListInstancesAsync(includeDeleted: false, cancellationToken).ConfigureAwait(false))
         {
             StartSlot(new InstanceSlot(record.Uuid, record));
@@ -452,7 +456,39 @@ public sealed partial class InstanceEngine : IAsyncDisposable
         slot.Record = updated;
         if (seq > 0)
         {
-            Events.Publish(new EventRecord(seq, change.Uuid, old?.VmState, change.VmState, old?.TaskState, change.TaskState, old?.PowerState, change.PowerState, change.Cause, now));
+            PublishInOrder(new EventRecord(seq, change.Uuid, old?.VmState, change.VmState, old?.TaskState, change.TaskState, old?.PowerState, change.PowerState, change.Cause, now));
+        }
+    }
+
+    /// <summary>
+    /// Commits of different instances finish in any order, but watchers must see the event log's
+    /// order (a watcher that resumes from the last sequence it saw must miss nothing): an event
+    /// waits here until every earlier sequence number has been published.
+    /// </summary>
+    private void PublishInOrder(EventRecord record)
+    {
+        lock (publishGate)
+        {
+            unpublished[record.Seq] = record;
+            while (unpublished.Remove(nextToPublish, out var next))
+            {
+                Events.Publish(next);
+                nextToPublish++;
+            }
+
+            // A sequence number that never comes (a commit that failed after numbering) must not
+            // hold every watcher forever: past a bound, publish what is waiting, in order.
+            if (unpublished.Count > 1000)
+            {
+                LogSequenceGap(logger, nextToPublish, unpublished.Keys.First());
+                foreach (var waiting in unpublished.Values)
+                {
+                    Events.Publish(waiting);
+                }
+
+                nextToPublish = unpublished.Keys.Last() + 1;
+                unpublished.Clear();
+            }
         }
     }
 
@@ -595,6 +631,9 @@ public sealed partial class InstanceEngine : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceUuid}: vm_state {OldVmState} -> {VmState}, power_state {PowerState} ({Cause})")]
     private static partial void LogPowerSync(ILogger logger, Guid instanceUuid, string oldVmState, string vmState, string powerState, string cause);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Event {Expected} never came; publishing from {Next} on")]
+    private static partial void LogSequenceGap(ILogger logger, long expected, long next);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Reconcile with libvirt failed; retrying at the next interval")]
     private static partial void LogReconcileFailed(ILogger logger, Exception error);
