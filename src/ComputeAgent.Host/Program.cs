@@ -59,5 +59,9 @@ var app = builder.Build();
 app.MapGrpcService<ComputeAgentService>();
 app.MapGrpcReflectionService();
 app.MapGrpcHealthChecksService();
-await app.RunAsync();
+await app.StartAsync();
+
+// Only the socket's owner and group (root, the compute-agent group) may call the agent.
+File.SetUnixFileMode(options.UnixSocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+await app.WaitForShutdownAsync();
 return 0;

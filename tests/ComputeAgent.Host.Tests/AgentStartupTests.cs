@@ -33,6 +33,14 @@ public sealed class AgentStartupTests
     public async Task A_started_agent_serves_health_reflection_and_the_api_over_its_unix_socket()
     {
         await using var agent = await AgentProcess.StartAsync(TestDriver);
+        // The mode is set just after the listener starts: give it a moment.
+        const UnixFileMode ownerAndGroup = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite;
+        for (var i = 0; i < 50 && File.GetUnixFileMode(agent.SocketPath) != ownerAndGroup; i++)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.Equal(ownerAndGroup, File.GetUnixFileMode(agent.SocketPath));
 
         // Reflection: what grpcurl list / describe use.
         var reflection = new ServerReflection.ServerReflectionClient(agent.Channel);

@@ -147,10 +147,18 @@ public sealed class EngineQemuTests(QemuHost host)
         Assert.DoesNotContain(log, e => e.Uuid == second.Uuid && e.NewTaskState is TaskState.Networking or TaskState.Spawning);
         Assert.False(Directory.Exists(harness.Driver().InstanceDirectory(second.Uuid)));
 
-        // A third, deleted while it spawns for real, leaves no domain and no files either.
+        // A third, deleted in BLOCK_DEVICE_MAPPING while its image is being fetched: the fetch is
+        // cancelled, and no domain and no files are left.
         var third = TinySpec(Guid.NewGuid());
-        await harness.Engine.SpawnAsync(third, _ => Task.FromResult(host.Guest.Disk), CancellationToken.None);
-        await harness.WaitForAsync(third.Uuid, VmState.Building, TaskState.BlockDeviceMapping);
+        var fetching = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await harness.Engine.SpawnAsync(third, async ct =>
+        {
+            fetching.TrySetResult();
+            await Task.Delay(Timeout.Infinite, ct);
+            return host.Guest.Disk;
+        }, CancellationToken.None);
+        await fetching.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(TaskState.BlockDeviceMapping, harness.Engine.Find(third.Uuid)!.TaskState);
         await harness.Engine.SubmitAsync(third.Uuid, InstanceCommand.Delete, CancellationToken.None);
         await harness.WaitForAsync(third.Uuid, VmState.Deleted, TaskState.None, PowerState.NoState);
         using var connection = LibvirtConnection.Open(QemuHost.Uri);
