@@ -62,18 +62,7 @@ public sealed class AgentCrashTests(QemuHost host)
         }
         finally
         {
-            using var connection = LibvirtConnection.Open(QemuHost.Uri);
-            using var left = connection.TryLookupByUuid(uuid);
-            if (left is not null)
-            {
-                if (left.IsActive)
-                {
-                    left.Destroy();
-                }
-
-                left.Undefine(DomainUndefineFlags.ManagedSave);
-            }
-
+            DomainCleanup.Remove(QemuHost.Uri, uuid);
             Directory.Delete(scratch, recursive: true);
         }
     }
@@ -127,18 +116,7 @@ public sealed class AgentCrashTests(QemuHost host)
         }
         finally
         {
-            using var connection = LibvirtConnection.Open(QemuHost.Uri);
-            using var left = connection.TryLookupByUuid(uuid);
-            if (left is not null)
-            {
-                if (left.IsActive)
-                {
-                    left.Destroy();
-                }
-
-                left.Undefine(DomainUndefineFlags.ManagedSave);
-            }
-
+            DomainCleanup.Remove(QemuHost.Uri, uuid);
             Directory.Delete(scratch, recursive: true);
         }
     }
@@ -205,18 +183,7 @@ public sealed class AgentCrashTests(QemuHost host)
         }
         finally
         {
-            using var connection = LibvirtConnection.Open(QemuHost.Uri);
-            using var left = connection.TryLookupByUuid(uuid);
-            if (left is not null)
-            {
-                if (left.IsActive)
-                {
-                    left.Destroy();
-                }
-
-                left.Undefine(DomainUndefineFlags.ManagedSave);
-            }
-
+            DomainCleanup.Remove(QemuHost.Uri, uuid);
             Directory.Delete(scratch, recursive: true);
         }
     }

@@ -44,20 +44,7 @@ public sealed class BootedGuest : IAsyncDisposable
     {
         // Look the domain up afresh: the handle in Domain may belong to a connection that a
         // libvirtd restart has closed.
-        using (var cleanup = LibvirtConnection.Open(QemuHost.Uri))
-        using (var domain = cleanup.TryLookupByUuid(Instance.Uuid))
-        {
-            if (domain is not null)
-            {
-                if (domain.IsActive)
-                {
-                    domain.Destroy();
-                }
-
-                domain.Undefine(DomainUndefineFlags.ManagedSave | DomainUndefineFlags.SnapshotsMetadata);
-            }
-        }
-
+        DomainCleanup.Remove(QemuHost.Uri, Instance.Uuid);
         Domain.Dispose();
         await Task.Run(() => Directory.Delete(scratch, recursive: true));
     }

@@ -7,6 +7,7 @@ using ComputeAgent.Instances.StateModel;
 using ComputeAgent.Instances.Store;
 using ComputeAgent.Instances.Tests.DomainXml;
 using ComputeAgent.Libvirt;
+using ComputeAgent.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ComputeAgent.Instances.Tests.Engine;
@@ -42,7 +43,7 @@ public sealed class EngineHarness : IAsyncDisposable
 
     public static async Task<EngineHarness> StartAsync(string uri, EngineOptions? options = null, string? scratch = null, Func<InstanceStore, Task>? beforeStart = null)
     {
-        scratch ??= Testing.RepositoryPaths.CreateScratch("engine");
+        scratch ??= RepositoryPaths.CreateScratch("engine");
         var host = Samples.Host with { InstancesDirectory = Path.Combine(scratch, "instances"), DedicatedCpuSet = [], DirectIoSupported = false };
         Directory.CreateDirectory(host.InstancesDirectory);
         var harness = new EngineHarness(scratch, uri, host, options ?? new EngineOptions { GracefulStopTimeout = TimeSpan.FromSeconds(30) });
@@ -156,23 +157,7 @@ public sealed class EngineHarness : IAsyncDisposable
         // Whatever a failed test left, no domain of this engine's instances outlives it.
         var mine = Engine.List().Where(r => r.Spec.BlockDevices.Any(b => b.Source is FileDiskSource f && f.Path.StartsWith(Host.InstancesDirectory, StringComparison.Ordinal))).Select(r => r.Uuid).ToList();
         await CloseAsync();
-        using (var connection = LibvirtConnection.Open(Uri))
-        {
-            foreach (var uuid in mine)
-            {
-                using var domain = connection.TryLookupByUuid(uuid);
-                if (domain is not null)
-                {
-                    if (domain.IsActive)
-                    {
-                        domain.Destroy();
-                    }
-
-                    domain.Undefine(DomainUndefineFlags.ManagedSave);
-                }
-            }
-        }
-
+        DomainCleanup.Remove(Uri, [.. mine]);
         try
         {
             Directory.Delete(Scratch, recursive: true);
