@@ -46,7 +46,7 @@ internal static class LifecycleWalk
         using var connection = LibvirtConnection.Open(options.Uri);
         var events = Channel.CreateUnbounded<DomainEvent>();
         connection.SubscribeDomainEvents(events.Writer);
-        Console.WriteLine($"libvirt {Version(connection.GetLibVersion())} on {connection.GetHostname()}, hypervisor {Version(connection.GetHypervisorVersion())}, guest {name} ({uuid})");
+        Console.WriteLine($"libvirt {LibvirtConnection.FormatVersion(connection.GetLibVersion())} on {connection.GetHostname()}, hypervisor {LibvirtConnection.FormatVersion(connection.GetHypervisorVersion())}, guest {name} ({uuid})");
 
         var domain = connection.DefineXml(DomainXml(name, uuid, options.VirtType, disk, consoleLog));
         try
@@ -150,8 +150,6 @@ internal static class LifecycleWalk
         }
     }
 
-    private static string Version(ulong encoded) =>
-        string.Create(CultureInfo.InvariantCulture, $"{encoded / 1_000_000}.{encoded / 1_000 % 1_000}.{encoded % 1_000}");
 
     // A minimal guest: the instance engine's domain XML builder takes over once the agent spawns.
     private static string DomainXml(string name, Guid uuid, string virtType, string disk, string consoleLog) =>

@@ -4,6 +4,7 @@ using ComputeAgent.Instances.Engine;
 using ComputeAgent.Instances.Images;
 using ComputeAgent.Instances.Model;
 using ComputeAgent.Instances.Store;
+using ComputeAgent.Libvirt;
 using Grpc.Core;
 using Command = ComputeAgent.Instances.StateModel.InstanceCommand;
 using States = ComputeAgent.Instances.StateModel;
@@ -215,8 +216,8 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
                 {
                     Hostname = connection.GetHostname(),
                     HypervisorType = engine.Driver.Host.VirtType.ToString().ToUpperInvariant(),
-                    HypervisorVersion = Version(hv),
-                    LibvirtVersion = Version(lib),
+                    HypervisorVersion = LibvirtConnection.FormatVersion(hv),
+                    LibvirtVersion = LibvirtConnection.FormatVersion(lib),
                     CpuModel = node.CpuModel,
                     Cpus = node.Cpus,
                     Sockets = node.Sockets,
@@ -303,6 +304,4 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
         };
     }
 
-    private static string Version(ulong encoded) =>
-        string.Create(CultureInfo.InvariantCulture, $"{encoded / 1_000_000}.{encoded / 1_000 % 1_000}.{encoded % 1_000}");
 }

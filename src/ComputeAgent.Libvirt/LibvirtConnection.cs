@@ -55,6 +55,10 @@ public sealed class LibvirtConnection : IDisposable
     public ulong GetHypervisorVersion() =>
         virConnectGetVersion(handle, out var version) < 0 ? throw LibvirtException.FromLastError("virConnectGetVersion") : version;
 
+    /// <summary>A version as libvirt encodes it (major * 1,000,000 + minor * 1,000 + release) in its usual form, e.g. "9.0.0".</summary>
+    public static string FormatVersion(ulong encoded) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{encoded / 1_000_000}.{encoded / 1_000 % 1_000}.{encoded % 1_000}");
+
     /// <summary>The libvirt version on the far side of the connection (major * 1,000,000 + minor * 1,000 + release).</summary>
     public ulong GetLibVersion() =>
         virConnectGetLibVersion(handle, out var version) < 0 ? throw LibvirtException.FromLastError("virConnectGetLibVersion") : version;

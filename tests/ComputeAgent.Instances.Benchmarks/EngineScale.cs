@@ -39,19 +39,10 @@ internal sealed class EngineScale : IAsyncDisposable
     {
         var connection = LibvirtConnection.Open(Uri);
         var uuids = new Guid[domains];
-        var builder = new DomainXmlBuilder(Samples.Host);
         for (var i = 0; i < domains; i++)
         {
             uuids[i] = Guid.NewGuid();
-            var metadata = XDocument.Parse(builder.Build(Samples.Typical(uuids[i]))).Root!.Element("metadata")!;
-            var xml = new XElement("domain", new XAttribute("type", "test"),
-                new XElement("name", HostSettings.DomainName(uuids[i])),
-                new XElement("uuid", uuids[i]),
-                new XElement("memory", new XAttribute("unit", "MiB"), 64),
-                new XElement("vcpu", 1),
-                new XElement("os", new XElement("type", "hvm")),
-                metadata);
-            using var domain = connection.DefineXml(xml.ToString());
+            using var domain = connection.DefineXml(Samples.TestDriverDomainOfOurs(uuids[i]));
             if (i % 2 == 0)
             {
                 domain.Create();

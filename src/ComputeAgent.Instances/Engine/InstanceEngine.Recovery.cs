@@ -26,14 +26,7 @@ public sealed partial class InstanceEngine
             }
         }
 
-        foreach (var slot in slots.Values)
-        {
-            if (slot.Record is { TaskState: TaskState.None, DeletedAt: null } record)
-            {
-                var power = powers.GetValueOrDefault(slot.Uuid, PowerState.NoState);
-                await ApplyObservedPowerAsync(slot, power, powers.ContainsKey(slot.Uuid) ? "recovery" : "recovery: the domain is gone", cancellationToken).ConfigureAwait(false);
-            }
-        }
+        await SettleIdleAsync(powers, "recovery", "recovery: the domain is gone", cancellationToken).ConfigureAwait(false);
 
         foreach (var (uuid, power) in powers)
         {

@@ -596,19 +596,32 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     public async Task ReconcileAsync(CancellationToken cancellationToken)
     {
         var powers = await driver.ReadAllPowerStatesAsync(cancellationToken).ConfigureAwait(false);
+        await SettleIdleAsync(powers, "reconcile", "reconcile", cancellationToken).ConfigureAwait(false);
+        Interlocked.Increment(ref reconcilePasses);
+    }
+
+    /// <summary>
+    /// Applies one bulk read of libvirt to every idle instance; those already in step are passed
+    /// over without taking their gate, so a pass over thousands costs little.
+    /// </summary>
+    private async Task SettleIdleAsync(Dictionary<Guid, PowerState> powers, string cause, string goneCause, CancellationToken cancellationToken)
+    {
         foreach (var slot in slots.Values)
         {
             if (slot.Record is { TaskState: TaskState.None, DeletedAt: null } record)
             {
-                var power = powers.GetValueOrDefault(slot.Uuid, PowerState.NoState);
+                var found = powers.TryGetValue(slot.Uuid, out var power);
+                if (!found)
+                {
+                    power = PowerState.NoState;
+                }
+
                 if (power != record.PowerState || PowerSyncRules.Reconcile(record.VmState, power, options.RestartCrashedGuests) != record.VmState)
                 {
-                    await ApplyObservedPowerAsync(slot, power, "reconcile", cancellationToken).ConfigureAwait(false);
+                    await ApplyObservedPowerAsync(slot, power, found ? cause : goneCause, cancellationToken).ConfigureAwait(false);
                 }
             }
         }
-
-        Interlocked.Increment(ref reconcilePasses);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Instance {InstanceUuid}: {Command} accepted, task_state {TaskState}")]

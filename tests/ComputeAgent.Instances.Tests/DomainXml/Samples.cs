@@ -139,4 +139,20 @@ public static class Samples
     /// <summary>Builds and parses; every test asserts on the parsed document (XPath), never on the text.</summary>
     public static XDocument BuildDocument(InstanceSpec spec, HostSettings? host = null) =>
         XDocument.Parse(new DomainXmlBuilder(host ?? Host).Build(spec));
+
+    /// <summary>
+    /// A test:///default domain named and tagged as the agent would leave one (its metadata comes
+    /// from the builder for <see cref="Typical"/>): what the engine adopts at start.
+    /// </summary>
+    public static string TestDriverDomainOfOurs(Guid uuid)
+    {
+        var metadata = BuildDocument(Typical(uuid)).Root!.Element("metadata")!;
+        return new XElement("domain", new XAttribute("type", "test"),
+            new XElement("name", HostSettings.DomainName(uuid)),
+            new XElement("uuid", uuid),
+            new XElement("memory", new XAttribute("unit", "MiB"), 64),
+            new XElement("vcpu", 1),
+            new XElement("os", new XElement("type", "hvm")),
+            metadata).ToString();
+    }
 }

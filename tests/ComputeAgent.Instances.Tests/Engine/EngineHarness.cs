@@ -134,16 +134,7 @@ public sealed class EngineHarness : IAsyncDisposable
     public static Guid DefineTestDomainOfOurs(LibvirtConnection connection, bool start)
     {
         var uuid = Guid.NewGuid();
-        var spec = Samples.Typical(uuid);
-        var metadata = XDocument.Parse(new DomainXmlBuilder(Samples.Host).Build(spec)).Root!.Element("metadata")!;
-        var xml = new XElement("domain", new XAttribute("type", "test"),
-            new XElement("name", HostSettings.DomainName(uuid)),
-            new XElement("uuid", uuid),
-            new XElement("memory", new XAttribute("unit", "MiB"), 64),
-            new XElement("vcpu", 1),
-            new XElement("os", new XElement("type", "hvm")),
-            metadata);
-        using var domain = connection.DefineXml(xml.ToString());
+        using var domain = connection.DefineXml(Samples.TestDriverDomainOfOurs(uuid));
         if (start)
         {
             domain.Create();

@@ -2,6 +2,7 @@ using ComputeAgent.Instances.Engine;
 using ComputeAgent.Instances.StateModel;
 using ComputeAgent.Instances.Tests.DomainXml;
 using ComputeAgent.Libvirt;
+using ComputeAgent.Testing;
 using Xunit;
 
 namespace ComputeAgent.Instances.Tests.Engine;
@@ -29,20 +30,7 @@ public sealed class EngineTestDriverTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await harness.DisposeAsync();
-        foreach (var uuid in defined)
-        {
-            using var domain = behindTheBack.TryLookupByUuid(uuid);
-            if (domain is not null)
-            {
-                if (domain.IsActive)
-                {
-                    domain.Destroy();
-                }
-
-                domain.Undefine(DomainUndefineFlags.ManagedSave);
-            }
-        }
-
+        DomainCleanup.Remove(Uri, [.. defined]);
         behindTheBack.Dispose();
     }
 
