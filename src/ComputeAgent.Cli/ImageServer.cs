@@ -1,24 +1,40 @@
-using Microsoft.Extensions.Hosting;
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using System.Security.Cryptography;
-using System.Text;
 
 namespace ComputeAgent.Cli;
 
 /// <summary>
 /// A Glance v2 subset over a folder of disk images, for a host with no image service at hand (a
-/// lab, the main job, the tests): GET /v2/images/{id} and GET /v2/images/{id}/file. Each file's
-/// image id is a UUID derived from its name, printed at start.
+/// lab, the main job, the tests). Each <c>*.qcow2</c> file is an active image whose id is a UUID
+/// derived from its name (printed at start); <c>NAME.properties.json</c> beside it, a JSON object
+/// of strings, adds image properties. Reads: <c>GET /v2/images/{id}</c>, <c>/file</c>, and the
+/// list <c>GET /v2/images?property=value…</c>; writes, as snapshots need them: <c>POST /v2/images</c>,
+/// <c>PUT /v2/images/{id}/file</c> (stored in the folder as ID.qcow2) and <c>DELETE /v2/images/{id}</c>.
 /// </summary>
 internal static class ImageServer
 {
+    // The list's own parameters, not property filters.
+    private static readonly HashSet<string> ListParameters = ["sort_key", "sort_dir", "limit", "marker"];
+
     public static async Task<int> RunAsync(string directory, string listen, CancellationToken cancellationToken)
     {
-        var images = Directory.EnumerateFiles(directory, "*.qcow2").Select(Describe).ToDictionary(i => i.Id, StringComparer.Ordinal);
-        if (images.Count == 0)
+        var images = new ConcurrentDictionary<string, Image>(StringComparer.Ordinal);
+        foreach (var path in Directory.EnumerateFiles(directory, "*.qcow2"))
+        {
+            var image = await DescribeAsync(path, cancellationToken);
+            images[image.Id] = image;
+        }
+
+        if (images.IsEmpty)
         {
             await Console.Error.WriteLineAsync($"no *.qcow2 images in {directory}");
             return 1;
@@ -28,11 +44,73 @@ internal static class ImageServer
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls($"http://{listen}");
         var app = builder.Build();
-        app.MapGet("/v2/images/{id}", (string id) => images.TryGetValue(id, out var image) ? Results.Text(image.Json, "application/json") : Results.NotFound());
-        app.MapGet("/v2/images/{id}/file", (string id) => images.TryGetValue(id, out var image) ? Results.File(image.Path, "application/octet-stream") : Results.NotFound());
+        app.MapGet("/v2/images/{id}", (string id) => images.TryGetValue(id, out var image) ? Results.Text(image.ToJson(), "application/json") : Results.NotFound());
+        app.MapGet("/v2/images/{id}/file", (string id) => !images.TryGetValue(id, out var image) ? Results.NotFound()
+            : image.Path is null ? Results.NoContent()
+            : Results.File(image.Path, "application/octet-stream"));
+        app.MapGet("/v2/images", (HttpRequest request) =>
+        {
+            var filters = request.Query.Where(q => !ListParameters.Contains(q.Key)).ToDictionary(q => q.Key, q => q.Value.ToString(), StringComparer.Ordinal);
+            var matching = images.Values
+                .Where(i => filters.All(f => i.Fields.TryGetPropertyValue(f.Key, out var v) && v?.GetValueKind() == JsonValueKind.String && v.GetValue<string>() == f.Value))
+                .OrderByDescending(i => i.CreatedAt);
+            var list = new JsonArray([.. matching.Select(i => (JsonNode)i.Fields.DeepClone())]);
+            return Results.Text(new JsonObject { ["images"] = list }.ToJsonString(), "application/json");
+        });
+        app.MapPost("/v2/images", async (HttpRequest request) =>
+        {
+            if (await JsonNode.ParseAsync(request.Body, cancellationToken: request.HttpContext.RequestAborted) is not JsonObject fields)
+            {
+                return Results.BadRequest("expected a JSON object");
+            }
+
+            var id = Guid.NewGuid().ToString();
+            var now = DateTimeOffset.UtcNow;
+            fields["id"] = id;
+            fields["status"] = "queued";
+            fields["created_at"] = now.ToString("o", CultureInfo.InvariantCulture);
+            var image = new Image(id, null, fields, now);
+            images[id] = image;
+            return Results.Text(image.ToJson(), "application/json", statusCode: StatusCodes.Status201Created);
+        });
+        app.MapPut("/v2/images/{id}/file", async (string id, HttpRequest request) =>
+        {
+            if (!images.TryGetValue(id, out var image))
+            {
+                return Results.NotFound();
+            }
+
+            if (image.Path is not null)
+            {
+                return Results.Conflict("the image already has data");
+            }
+
+            var path = Path.Combine(directory, $"{id}.qcow2");
+            await using (var file = File.Create(path))
+            {
+                await request.Body.CopyToAsync(file, request.HttpContext.RequestAborted);
+            }
+
+            images[id] = await DescribeAsync(path, request.HttpContext.RequestAborted, image);
+            return Results.NoContent();
+        });
+        app.MapDelete("/v2/images/{id}", (string id) =>
+        {
+            if (!images.TryRemove(id, out var image))
+            {
+                return Results.NotFound();
+            }
+
+            if (image.Uploaded && image.Path is not null)
+            {
+                File.Delete(image.Path);
+            }
+
+            return Results.NoContent();
+        });
         foreach (var image in images.Values)
         {
-            Console.WriteLine($"{image.Id}  {Path.GetFileName(image.Path)}  {image.Size} bytes");
+            Console.WriteLine($"{image.Id}  {Path.GetFileName(image.Path)}  {image.Fields["size"]} bytes");
         }
 
         Console.WriteLine($"serving on http://{listen}");
@@ -41,33 +119,56 @@ internal static class ImageServer
         return 0;
     }
 
-    private sealed record Image(string Id, string Path, long Size, string Json);
+    /// <param name="Path">The data, or null while the image is queued.</param>
+    private sealed record Image(string Id, string? Path, JsonObject Fields, DateTimeOffset CreatedAt)
+    {
+        /// <summary>Uploaded through the API (deleting the image deletes the file); the folder's own files never are.</summary>
+        public bool Uploaded { get; init; }
+
+        public string ToJson() => Fields.ToJsonString();
+    }
 
 #pragma warning disable CA5351 // Glance's "checksum" is MD5 by definition; the agent checks the SHA-512 first
-    private static Image Describe(string path)
+    /// <summary>An active image for the file at <paramref name="path"/>; <paramref name="queued"/> is the record it completes (an upload).</summary>
+    private static async Task<Image> DescribeAsync(string path, CancellationToken cancellationToken, Image? queued = null)
     {
         var name = System.IO.Path.GetFileNameWithoutExtension(path);
-        var id = new Guid(MD5.HashData(Encoding.UTF8.GetBytes(name))).ToString();
-        using var stream = File.OpenRead(path);
-        var sha512 = Convert.ToHexStringLower(SHA512.HashData(stream));
-        stream.Position = 0;
-        var md5 = Convert.ToHexStringLower(MD5.HashData(stream));
-        var size = new FileInfo(path).Length;
-        var json = System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
+        var id = queued?.Id ?? new Guid(MD5.HashData(Encoding.UTF8.GetBytes(name))).ToString();
+        string sha512, md5;
+        await using (var stream = File.OpenRead(path))
+        {
+            sha512 = Convert.ToHexStringLower(await SHA512.HashDataAsync(stream, cancellationToken));
+            stream.Position = 0;
+            md5 = Convert.ToHexStringLower(await MD5.HashDataAsync(stream, cancellationToken));
+        }
+
+        var fields = queued?.Fields ?? new JsonObject
         {
             ["id"] = id,
             ["name"] = name,
-            ["status"] = "active",
             ["disk_format"] = "qcow2",
             ["container_format"] = "bare",
-            ["size"] = size,
-            ["checksum"] = md5,
-            ["os_hash_algo"] = "sha512",
-            ["os_hash_value"] = sha512,
             ["min_disk"] = 0,
             ["min_ram"] = 0,
-        });
-        return new Image(id, path, size, json);
+            ["created_at"] = File.GetLastWriteTimeUtc(path).ToString("o", CultureInfo.InvariantCulture),
+        };
+        fields["status"] = "active";
+        fields["size"] = new FileInfo(path).Length;
+        fields["checksum"] = md5;
+        fields["os_hash_algo"] = "sha512";
+        fields["os_hash_value"] = sha512;
+        var properties = System.IO.Path.ChangeExtension(path, ".properties.json");
+        if (queued is null && File.Exists(properties))
+        {
+            var extra = JsonSerializer.Deserialize<Dictionary<string, string>>(await File.ReadAllTextAsync(properties, cancellationToken))
+                ?? throw new InvalidDataException($"{properties} is not a JSON object of strings");
+            foreach (var (key, value) in extra)
+            {
+                fields[key] = value;
+            }
+        }
+
+        return new Image(id, path, fields, queued?.CreatedAt ?? File.GetLastWriteTimeUtc(path)) { Uploaded = queued is not null };
     }
 #pragma warning restore CA5351
 }

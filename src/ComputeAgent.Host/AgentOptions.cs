@@ -40,6 +40,9 @@ public sealed class AgentOptions
 
     public bool RestartCrashedGuests { get; set; }
 
+    /// <summary>Seconds a soft-deleted instance is kept before it is deleted (Nova's reclaim_instance_interval); 0: soft delete deletes at once.</summary>
+    public int ReclaimInstanceIntervalSeconds { get; set; }
+
     /// <summary>Base images no instance has used for this long are removed from the cache.</summary>
     public int ImageCacheMaxUnusedHours { get; set; } = 24;
 
@@ -49,6 +52,7 @@ public sealed class AgentOptions
         ReconcileInterval = TimeSpan.FromSeconds(ReconcileIntervalSeconds),
         GracefulStopTimeout = TimeSpan.FromSeconds(GracefulStopTimeoutSeconds),
         RestartCrashedGuests = RestartCrashedGuests,
+        ReclaimInstanceInterval = TimeSpan.FromSeconds(ReclaimInstanceIntervalSeconds),
     };
 
     /// <param name="kvmUsable">Whether libvirt offers kvm domains here (the runtime asks libvirt's domain capabilities).</param>
@@ -98,6 +102,11 @@ public sealed class AgentOptions
         if (ReconcileIntervalSeconds is < 1 or > 86_400)
         {
             errors.Add($"Agent:ReconcileIntervalSeconds {ReconcileIntervalSeconds} must be between 1 and 86400");
+        }
+
+        if (ReclaimInstanceIntervalSeconds < 0)
+        {
+            errors.Add($"Agent:ReclaimInstanceIntervalSeconds {ReclaimInstanceIntervalSeconds} must be 0 (soft delete deletes at once) or more");
         }
 
         if (GracefulStopTimeoutSeconds is < 0 or > 3_600)

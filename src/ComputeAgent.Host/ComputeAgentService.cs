@@ -79,6 +79,74 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
 
     public override Task<InstanceReply> Delete(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Delete, context);
 
+    public override Task<InstanceReply> SoftDelete(InstanceRequest request, ServerCallContext context) => Submit(request, Command.SoftDelete, context);
+
+    public override Task<InstanceReply> Restore(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Restore, context);
+
+    public override Task<InstanceReply> ForceDelete(InstanceRequest request, ServerCallContext context) => Submit(request, Command.ForceDelete, context);
+
+    public override Task<InstanceReply> Rebuild(RebuildRequest request, ServerCallContext context) =>
+        ledger.OnceAsync(request.RequestId, async () =>
+        {
+            var uuid = ParseUuid(request.InstanceUuid);
+            if (string.IsNullOrEmpty(request.ImageId))
+            {
+                throw new InvalidInstanceSpecException("image_id", "(missing)", "the Glance id of the image to rebuild from (the instance's own image to start afresh)");
+            }
+
+            var token = string.IsNullOrEmpty(request.AuthToken) ? null : request.AuthToken;
+            var image = await images.GetMetadataAsync(request.ImageId, token, context.CancellationToken).ConfigureAwait(false);
+            var input = new CommandInput { Image = image, BaseImage = ct => images.GetBaseImageAsync(request.ImageId, token, ct) };
+            return Reply(await Engine.SubmitAsync(uuid, Command.Rebuild, input, context.CancellationToken).ConfigureAwait(false));
+        });
+
+    public override Task<InstanceReply> SetAdminPassword(SetAdminPasswordRequest request, ServerCallContext context) =>
+        ledger.OnceAsync(request.RequestId, async () =>
+        {
+            var engine = Engine;
+            var uuid = ParseUuid(request.InstanceUuid);
+            var cancellationToken = context.CancellationToken;
+
+            // Answered when the guest agent has: subscribe first, so the task's end cannot be missed.
+            var live = engine.Events.Subscribe(cancellationToken);
+            var input = new CommandInput { AdminPassword = request.AdminPassword, User = request.User };
+            await engine.SubmitAsync(uuid, Command.SetAdminPassword, input, cancellationToken).ConfigureAwait(false);
+            EventRecord done;
+            while ((done = await live.ReadAsync(cancellationToken).ConfigureAwait(false)) is not { NewTaskState: States.TaskState.None } || done.Uuid != uuid)
+            {
+            }
+
+            var record = engine.Find(uuid) ?? throw new InstanceNotFoundException(uuid);
+            if (done.Cause.EndsWith("failed", StringComparison.Ordinal))
+            {
+                var faults = runtime.Store is { } store ? await store.ListFaultsAsync(uuid, cancellationToken).ConfigureAwait(false) : [];
+                var fault = faults.Count > 0 ? faults[^1] : null;
+                var unresponsive = fault?.Code is "libvirt.AgentUnresponsive" or "libvirt.AgentUnsynced";
+                throw new RpcException(new Status(
+                    unresponsive ? StatusCode.Unavailable : StatusCode.FailedPrecondition,
+                    (fault?.Message ?? "set admin password failed")
+                        + (unresponsive ? "; the guest agent did not answer: check that qemu-guest-agent runs in the guest, then retry" : string.Empty)
+                        + $"; the instance is {record.VmState.ToApi()}"));
+            }
+
+            return Reply(record);
+        });
+
+    public override Task<SnapshotReply> Snapshot(SnapshotRequest request, ServerCallContext context) =>
+        ledger.OnceAsync(request.RequestId, () =>
+            SnapshotAsync(request.InstanceUuid, Command.Snapshot, request.Name, request.Metadata, rotation: null, request.AuthToken, context.CancellationToken));
+
+    public override Task<SnapshotReply> Backup(BackupRequest request, ServerCallContext context) =>
+        ledger.OnceAsync(request.RequestId, () =>
+        {
+            if (string.IsNullOrEmpty(request.BackupType))
+            {
+                throw new InvalidInstanceSpecException("backup_type", "(missing)", "the backup's type, e.g. daily or weekly");
+            }
+
+            return SnapshotAsync(request.InstanceUuid, Command.Backup, request.Name, request.Metadata, new BackupRotation(request.BackupType, request.Rotation), request.AuthToken, context.CancellationToken);
+        });
+
     public override Task<InstanceReply> Resize(ResizeRequest request, ServerCallContext context) =>
         ledger.OnceAsync(request.RequestId, async () =>
             Reply(await Engine.SubmitAsync(ParseUuid(request.InstanceUuid), Command.Resize, request.Flavor?.FromApi(), context.CancellationToken).ConfigureAwait(false)));
@@ -265,6 +333,35 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
         }
 
         return new ConsoleOutput { Output = string.Join('\n', tail) };
+    }
+
+    /// <summary>
+    /// Snapshot and backup: the image record is created before the command is accepted, so the
+    /// reply carries its id; a refusal is checked first and removes the record if it still comes.
+    /// </summary>
+    private async Task<SnapshotReply> SnapshotAsync(string instanceUuid, Command command, string name, IDictionary<string, string> metadata, BackupRotation? rotation, string authToken, CancellationToken cancellationToken)
+    {
+        var engine = Engine;
+        var uuid = ParseUuid(instanceUuid);
+        var record = engine.Find(uuid) ?? throw new InstanceNotFoundException(uuid);
+        var decision = States.CommandRules.Decide(command, record.VmState, record.TaskState);
+        if (!decision.IsAccepted)
+        {
+            throw new InstanceCommandRefusedException(decision.RefusalMessage!);
+        }
+
+        var token = string.IsNullOrEmpty(authToken) ? null : authToken;
+        var target = await images.CreateUploadTargetAsync(record.Spec, name, new Dictionary<string, string>(metadata, StringComparer.Ordinal), rotation, token, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var accepted = await engine.SubmitAsync(uuid, command, new CommandInput { Upload = target }, cancellationToken).ConfigureAwait(false);
+            return new SnapshotReply { Instance = accepted.ToApi(), ImageId = target.ImageId };
+        }
+        catch
+        {
+            await target.AbandonAsync(CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
     }
 
     private Task<InstanceReply> Submit(InstanceRequest request, Command command, ServerCallContext context) =>

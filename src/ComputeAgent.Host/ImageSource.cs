@@ -30,6 +30,10 @@ public sealed class ImageSource
         return cached.Path;
     }
 
+    /// <summary>Creates the image a snapshot or backup of <paramref name="spec"/>'s instance uploads to.</summary>
+    public Task<GlanceUploadTarget> CreateUploadTargetAsync(InstanceSpec spec, string name, IReadOnlyDictionary<string, string> metadata, BackupRotation? rotation, string? token, CancellationToken cancellationToken) =>
+        GlanceUploadTarget.CreateAsync(glance ?? throw NotConfigured(name), spec, name, metadata, rotation, token, cancellationToken);
+
     private static ImageServiceException NotConfigured(string imageId) =>
         new(ImageServiceErrorKind.Unavailable, imageId, "no image service is configured: set Agent:ImageServiceUrl (the Glance v2 endpoint) in /etc/compute-agent/agent.json");
 }

@@ -22,11 +22,23 @@ public sealed class ImageService : IAsyncDisposable
 
     public string Directory { get; }
 
-    public static async Task<ImageService> StartAsync(TestGuest guest, string scratch)
+    /// <summary>The id the image server gives the image file NAME.qcow2 (a UUID from the name's MD5).</summary>
+#pragma warning disable CA5351 // the server's own id scheme, not a security use
+    public static string IdOf(string name) => new Guid(System.Security.Cryptography.MD5.HashData(System.Text.Encoding.UTF8.GetBytes(name))).ToString();
+#pragma warning restore CA5351
+
+    /// <param name="variants">More copies of the test guest, by name, each with its image properties.</param>
+    public static async Task<ImageService> StartAsync(TestGuest guest, string scratch, IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>? variants = null)
     {
         var directory = Path.Combine(scratch, "images");
         System.IO.Directory.CreateDirectory(directory);
         File.Copy(guest.Disk, Path.Combine(directory, "test-guest.qcow2"));
+        foreach (var (name, properties) in variants ?? new Dictionary<string, IReadOnlyDictionary<string, string>>())
+        {
+            File.Copy(guest.Disk, Path.Combine(directory, $"{name}.qcow2"));
+            await File.WriteAllTextAsync(Path.Combine(directory, $"{name}.properties.json"), System.Text.Json.JsonSerializer.Serialize(properties));
+        }
+
         var port = FreePort();
         var startInfo = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in new[] { AgentProcess.Cli, "image-server", "--dir", directory, "--listen", $"127.0.0.1:{port}" })
@@ -35,14 +47,18 @@ public sealed class ImageService : IAsyncDisposable
         }
 
         var process = Process.Start(startInfo) ?? throw new InvalidOperationException("could not start the image server");
-        var first = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) ?? throw new InvalidOperationException("the image server printed nothing");
-        var serving = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        if (serving is null || !serving.StartsWith("serving", StringComparison.Ordinal))
+        // One line per image, then "serving on …".
+        var printed = new List<string>();
+        while (await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line)
         {
-            throw new InvalidOperationException($"the image server did not start: {first} {serving} {await process.StandardError.ReadToEndAsync()}");
+            printed.Add(line);
+            if (line.StartsWith("serving", StringComparison.Ordinal))
+            {
+                return new ImageService(process, $"http://127.0.0.1:{port}", IdOf("test-guest"), directory);
+            }
         }
 
-        return new ImageService(process, $"http://127.0.0.1:{port}", first.Split(' ')[0], directory);
+        throw new InvalidOperationException($"the image server did not start: {string.Join(" / ", printed)} {await process.StandardError.ReadToEndAsync()}");
     }
 
     public async ValueTask DisposeAsync()

@@ -15,8 +15,20 @@ public sealed record EngineOptions
     /// <summary>When QEMU crashes, start the guest again instead of putting the instance in ERROR.</summary>
     public bool RestartCrashedGuests { get; init; }
 
+    /// <summary>
+    /// How long a soft-deleted instance is kept before the reclaim pass deletes it (Nova's
+    /// reclaim_instance_interval); zero makes a soft delete an immediate delete.
+    /// </summary>
+    public TimeSpan ReclaimInstanceInterval { get; init; } = TimeSpan.Zero;
+
     public void Validate()
     {
+        if (ReclaimInstanceInterval < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ReclaimInstanceInterval), ReclaimInstanceInterval, "reclaim_instance_interval must not be negative (0: soft delete deletes at once)");
+        }
+
+
         if (MaxConcurrentBuilds is < 1 or > 1000)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxConcurrentBuilds), MaxConcurrentBuilds, "max_concurrent_builds must be between 1 and 1000");

@@ -35,13 +35,22 @@ public sealed class InstanceDriver
     public HostSettings Host => builder.Host;
 
     /// <summary>The commands this driver carries out; the engine refuses the others as not supported, changing nothing.</summary>
-    public static bool Supports(InstanceCommand command) => command is Spawn or Pause or Unpause or Suspend or Resume
-        or Start or Stop or RebootSoft or RebootHard or Delete or ForceDelete
-        or Rescue or Unrescue or Resize or ConfirmResize or RevertResize;
+    public static bool Supports(InstanceCommand command) => Enum.IsDefined(command);
 
     /// <summary>Journal keys of rescue and resize.</summary>
     public const string JournalRescueDisk = "rescue_disk";
     public const string JournalPreResizeDisk = "pre_resize_disk";
+
+    /// <summary>Journal keys of rebuild: the new root overlay before it replaces the old, the old one set aside.</summary>
+    public const string JournalRebuildDisk = "rebuild_disk";
+    public const string JournalPreRebuildDisk = "pre_rebuild_disk";
+
+    /// <summary>Journal keys of snapshot and backup: the block-copy target of a live snapshot, the flattened image.</summary>
+    public const string JournalSnapshotDelta = "snapshot_delta";
+    public const string JournalSnapshotImage = "snapshot_image";
+
+    /// <summary>The account set-admin-password changes when the caller names none (Nova's default for Linux guests).</summary>
+    public const string DefaultAdminUser = "root";
 
     public string InstanceDirectory(Guid uuid) => Path.Combine(Host.InstancesDirectory, uuid.ToString());
 
@@ -103,6 +112,19 @@ public sealed class InstanceDriver
         Resize => ResizeAsync(run, cancellationToken),
         ConfirmResize => ConfirmResizeAsync(run.Record, cancellationToken),
         RevertResize => RevertResizeAsync(run, cancellationToken),
+        SoftDelete => StopAsync(run.Uuid, cancellationToken),
+        Restore => OnDomainAsync(run.Uuid, d =>
+        {
+            if (!d.IsActive)
+            {
+                d.Create();
+            }
+        }, cancellationToken),
+        Rebuild => RebuildAsync(run, cancellationToken),
+        SetAdminPassword => OnDomainAsync(run.Uuid, d => d.SetUserPassword(
+            string.IsNullOrEmpty(run.Input.User) ? DefaultAdminUser : run.Input.User,
+            run.Input.AdminPassword ?? throw new InvalidOperationException("set admin password needs the password")), cancellationToken),
+        Snapshot or Backup => SnapshotAsync(run, cancellationToken),
         _ => throw new CommandNotSupportedException($"{command.ToDisplayName()} is not implemented by this agent yet"),
     };
 
@@ -230,6 +252,166 @@ public sealed class InstanceDriver
         run.SavedFiles = new Dictionary<string, string>(StringComparer.Ordinal) { ["disk"] = saved };
     }
 
+    /// <summary>
+    /// Rebuild (Nova's libvirt driver): a fresh overlay of the new image is made first (a fetch
+    /// failure leaves the guest as it was), then the guest stops, the old root disk is set aside,
+    /// the domain is defined from the new image's metadata and boots. The old disk goes only once
+    /// the new guest runs, so a failed rebuild still has it for recovery.
+    /// </summary>
+    private async Task RebuildAsync(TaskRun run, CancellationToken cancellationToken)
+    {
+        var uuid = run.Uuid;
+        var newSpec = run.NewSpec ?? throw new InvalidOperationException("rebuild needs the new image");
+        var baseImage = run.Input.BaseImage ?? throw new InvalidOperationException("rebuild needs the new image's data");
+        var image = await baseImage(cancellationToken).ConfigureAwait(false);
+        var fresh = Path.Combine(InstanceDirectory(uuid), "disk.rebuild");
+        var old = Path.Combine(InstanceDirectory(uuid), "disk.pre-rebuild");
+        await run.JournalAsync(JournalRebuildDisk, fresh, cancellationToken).ConfigureAwait(false);
+        long? rootSize = newSpec.Flavor.RootGiB > 0 ? newSpec.Flavor.RootGiB * 1024L * 1024 * 1024 : null;
+        await QemuImg.CreateOverlayAsync(image, "qcow2", fresh, rootSize, cancellationToken).ConfigureAwait(false);
+        await StopAsync(uuid, cancellationToken).ConfigureAwait(false);
+
+        await run.AdvanceAsync(TaskState.RebuildSpawning, cancellationToken).ConfigureAwait(false);
+        var root = RootDiskPath(uuid);
+        await run.JournalAsync(JournalPreRebuildDisk, old, cancellationToken).ConfigureAwait(false);
+        File.Move(root, old, overwrite: true);
+        File.Move(fresh, root);
+        await run.JournalAsync(JournalRebuildDisk, null, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await RedefineAsync(uuid, builder.Build(newSpec), start: true, cancellationToken).ConfigureAwait(false);
+        }
+        catch (LibvirtException ex)
+        {
+            throw new RebuildFailedException($"the rebuilt guest did not start ({ex.LibvirtMessage}); the old root disk is kept at {old}", ex);
+        }
+
+        File.Delete(old);
+        await run.JournalAsync(JournalPreRebuildDisk, null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Snapshot and backup: a consistent standalone qcow2 of the root disk, uploaded to the image
+    /// service. A running guest keeps running: its disk is mirrored (a shallow block copy onto a
+    /// fresh overlay of the same base, as Nova's live snapshot does), with the file systems frozen
+    /// through the guest agent around the moment the copy is cut when the image declares one; a
+    /// stopped guest's overlay is read directly. Either way qemu-img flattens the result.
+    /// </summary>
+    private async Task SnapshotAsync(TaskRun run, CancellationToken cancellationToken)
+    {
+        var uuid = run.Uuid;
+        var target = run.Input.Upload ?? throw new InvalidOperationException("a snapshot needs an image to upload to");
+        var directory = InstanceDirectory(uuid);
+        var root = RootDiskPath(uuid);
+        var flat = Path.Combine(directory, "snapshot.qcow2");
+        try
+        {
+            await run.JournalAsync(JournalSnapshotImage, flat, cancellationToken).ConfigureAwait(false);
+            if (await ReadPowerStateAsync(uuid, cancellationToken).ConfigureAwait(false) is PowerState.Running or PowerState.Paused)
+            {
+                var delta = Path.Combine(directory, "snapshot.delta");
+                await run.JournalAsync(JournalSnapshotDelta, delta, cancellationToken).ConfigureAwait(false);
+                await LiveCopyAsync(run, root, delta, cancellationToken).ConfigureAwait(false);
+                await QemuImg.ConvertAsync(delta, "qcow2", flat, "qcow2", cancellationToken).ConfigureAwait(false);
+                File.Delete(delta);
+                await run.JournalAsync(JournalSnapshotDelta, null, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await QemuImg.ConvertAsync(root, "qcow2", flat, "qcow2", cancellationToken).ConfigureAwait(false);
+            }
+
+            if (run.Plan.TaskStates.Contains(TaskState.ImagePendingUpload))
+            {
+                await run.AdvanceAsync(TaskState.ImagePendingUpload, cancellationToken).ConfigureAwait(false);
+                await run.AdvanceAsync(TaskState.ImageUploading, cancellationToken).ConfigureAwait(false);
+            }
+
+            await target.UploadAsync(flat, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The image record will never get good data: remove it rather than leave a queued image.
+            await target.AbandonAsync(CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+        finally
+        {
+            File.Delete(Path.Combine(directory, "snapshot.delta"));
+            File.Delete(flat);
+        }
+
+        await run.JournalAsync(JournalSnapshotImage, null, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static readonly TimeSpan BlockJobPoll = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Mirrors the running guest's root disk into <paramref name="delta"/> (same base) and cuts the copy off once it is in step.</summary>
+    private async Task LiveCopyAsync(TaskRun run, string root, string delta, CancellationToken cancellationToken)
+    {
+        var uuid = run.Uuid;
+        var info = QemuImageInfo.Parse(await QemuImg.InfoJsonAsync(root, cancellationToken).ConfigureAwait(false));
+        var backing = info.BackingFile ?? throw new InvalidOperationException($"the root disk {root} has no base image");
+        await QemuImg.CreateOverlayAsync(backing, "qcow2", delta, info.VirtualSize, cancellationToken).ConfigureAwait(false);
+        var device = await OnDomainAsync(uuid, d => DiskTarget(d.GetXmlDesc(), root), cancellationToken).ConfigureAwait(false);
+        var destination = $"<disk type='file'><source file='{System.Security.SecurityElement.Escape(delta)}'/><driver type='qcow2'/></disk>";
+        await OnDomainAsync(uuid, d => d.BlockCopy(device, destination, BlockCopyFlags.Shallow | BlockCopyFlags.ReuseExternal | BlockCopyFlags.TransientJob), cancellationToken).ConfigureAwait(false);
+        var frozen = false;
+        try
+        {
+            // Mirrored once the job has copied everything and follows every write.
+            while (await OnDomainAsync(uuid, d => d.GetBlockJobInfo(device), cancellationToken).ConfigureAwait(false) is not { End: > 0 } job || job.Current != job.End)
+            {
+                await Task.Delay(BlockJobPoll, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (ImageProperties.Parse(run.Spec.Image.Properties).QemuGuestAgent)
+            {
+                frozen = await OnDomainAsync(uuid, d => TryFreeze(d), cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            // Aborting without pivot leaves the guest on its own disk and the copy as it was at this moment.
+            await OnDomainAsync(uuid, d =>
+            {
+                if (d.GetBlockJobInfo(device) is not null)
+                {
+                    d.BlockJobAbort(device);
+                }
+
+                if (frozen)
+                {
+                    d.FsThaw();
+                }
+            }, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Quiescing is best effort (as Nova's without os_require_quiesce): a guest agent that does not answer leaves a crash-consistent copy.</summary>
+    private static bool TryFreeze(LibvirtDomain domain)
+    {
+        try
+        {
+            return domain.FsFreeze() >= 0;
+        }
+        catch (LibvirtException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The target device (vda, sda…) of the disk whose source is <paramref name="path"/>.</summary>
+    private static string DiskTarget(string domainXml, string path)
+    {
+        var document = System.Xml.Linq.XDocument.Parse(domainXml);
+        return document.Descendants("disk")
+            .Where(d => (string?)d.Element("source")?.Attribute("file") == path)
+            .Select(d => (string?)d.Element("target")?.Attribute("dev"))
+            .FirstOrDefault(dev => dev is not null)
+            ?? throw new InvalidOperationException($"the domain has no disk backed by {path}");
+    }
+
     /// <summary>Confirm: the new size stays; what was set aside for a revert goes.</summary>
     public static Task ConfirmResizeAsync(InstanceRecord record, CancellationToken cancellationToken)
     {
@@ -261,16 +443,67 @@ public sealed class InstanceDriver
     /// </summary>
     public async Task RollBackAsync(InstanceRecord record, IReadOnlyDictionary<string, string> created, bool start, CancellationToken cancellationToken)
     {
-        if (created.TryGetValue(JournalPreResizeDisk, out var saved) && File.Exists(saved))
+        foreach (var key in (string[])[JournalPreResizeDisk, JournalPreRebuildDisk])
         {
-            await StopAsync(record.Uuid, cancellationToken).ConfigureAwait(false);
-            File.Move(saved, RootDiskPath(record.Uuid), overwrite: true);
+            if (created.TryGetValue(key, out var saved) && File.Exists(saved))
+            {
+                await StopAsync(record.Uuid, cancellationToken).ConfigureAwait(false);
+                File.Move(saved, RootDiskPath(record.Uuid), overwrite: true);
+            }
+        }
+
+        if (created.TryGetValue(JournalRebuildDisk, out var unused))
+        {
+            File.Delete(unused);
         }
 
         await RedefineAsync(record.Uuid, builder.Build(record.Spec), start, cancellationToken).ConfigureAwait(false);
         if (created.TryGetValue(JournalRescueDisk, out var rescue))
         {
             File.Delete(rescue);
+        }
+    }
+
+    /// <summary>Finishes an interrupted soft delete (the guest off) or restore (the guest running); returns the power_state after.</summary>
+    public async Task<PowerState> FinishAsync(InstanceCommand command, InstanceRecord record, CancellationToken cancellationToken)
+    {
+        if (command == SoftDelete)
+        {
+            await StopAsync(record.Uuid, cancellationToken).ConfigureAwait(false);
+        }
+        else if (await ReadPowerStateAsync(record.Uuid, cancellationToken).ConfigureAwait(false) != PowerState.Running)
+        {
+            await OnDomainAsync(record.Uuid, d => d.Create(), cancellationToken).ConfigureAwait(false);
+        }
+
+        return await ReadPowerStateAsync(record.Uuid, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>After an interrupted snapshot: the mirror job (if QEMU still runs it) cancelled, the temporary files removed.</summary>
+    public async Task AbandonSnapshotAsync(Guid uuid, IReadOnlyDictionary<string, string> created, CancellationToken cancellationToken)
+    {
+        if (created.TryGetValue(JournalSnapshotDelta, out var delta))
+        {
+            await WithConnectionAsync(c =>
+            {
+                using var domain = c.TryLookupByUuid(uuid);
+                if (domain is { IsActive: true })
+                {
+                    var device = DiskTarget(domain.GetXmlDesc(), RootDiskPath(uuid));
+                    if (domain.GetBlockJobInfo(device) is not null)
+                    {
+                        domain.BlockJobAbort(device);
+                    }
+                }
+
+                return 0;
+            }, cancellationToken).ConfigureAwait(false);
+            File.Delete(delta);
+        }
+
+        if (created.TryGetValue(JournalSnapshotImage, out var image))
+        {
+            File.Delete(image);
         }
     }
 

@@ -66,9 +66,21 @@ public sealed partial class InstanceEngine
                 DeletedAt = new ColumnUpdate<DateTimeOffset?>(time.GetUtcNow()),
             };
         }
-        else if (entry.Command is Rescue or Resize)
+        else if (entry.Command is SoftDelete or Restore)
         {
-            // Rolled back from the journal: the record still holds the spec from before the task,
+            // Both are finished rather than undone: what the caller asked for is unambiguous and
+            // repeating it is harmless (the guest off and kept, or the guest running again).
+            var finished = await driver.FinishAsync(entry.Command, record, cancellationToken).ConfigureAwait(false);
+            var vm = entry.Command == SoftDelete ? VmState.SoftDeleted : VmState.Active;
+            change = new StateChange(slot.Uuid, vm, TaskState.None, finished, $"recovery: {name} finished")
+            {
+                Journal = JournalChange.Clear,
+                Fault = new Fault("interrupted", $"the agent stopped during {name}; it was finished: the instance is {vm.ToDisplayName()}"),
+            };
+        }
+        else if (entry.Command is Rescue or Resize or Rebuild)
+        {
+            // Rolled back from the journal: the record still holds the spec from before the task (rebuild: the old image),
             // so the domain is defined from it again, the disk set aside by a resize comes back,
             // the rescue disk goes, and the guest runs again if it ran before.
             var start = record.VmState is VmState.Active or VmState.Resized;
@@ -93,6 +105,11 @@ public sealed partial class InstanceEngine
         }
         else
         {
+            if (entry.Command is Snapshot or Backup)
+            {
+                await driver.AbandonSnapshotAsync(slot.Uuid, entry.Created, cancellationToken).ConfigureAwait(false);
+            }
+
             // Whatever the task got to, the instance is now what libvirt shows, read as a power sync
             // from the vm_state the task started from.
             var vm = PowerSyncRules.Reconcile(record.VmState, power, options.RestartCrashedGuests);

@@ -34,6 +34,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     private long nextToPublish = 1;
     private Task? eventPump;
     private Task? reconcileLoop;
+    private Task? reclaimLoop;
 
     public InstanceEngine(InstanceStore store, LibvirtSession session, DomainXmlBuilder builder, EngineOptions options, ILogger<InstanceEngine> logger, TimeProvider? time = null)
     {
@@ -73,6 +74,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
         await RecoverAsync(cancellationToken).ConfigureAwait(false);
         eventPump = Task.Run(() => PumpLibvirtEventsAsync(stopping.Token), CancellationToken.None);
         reconcileLoop = Task.Run(() => ReconcileLoopAsync(stopping.Token), CancellationToken.None);
+        reclaimLoop = Task.Run(() => ReclaimLoopAsync(stopping.Token), CancellationToken.None);
     }
 
     public InstanceRecord? Find(Guid uuid) => slots.TryGetValue(uuid, out var slot) ? slot.Record : null;
@@ -124,11 +126,16 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     /// work goes on whatever the caller does next. Refused commands change nothing.
     /// </summary>
     public Task<InstanceRecord> SubmitAsync(Guid uuid, InstanceCommand command, CancellationToken cancellationToken) =>
-        SubmitAsync(uuid, command, newFlavor: null, cancellationToken);
+        SubmitAsync(uuid, command, CommandInput.None, cancellationToken);
 
     /// <param name="newFlavor">Resize only: the flavor to resize to (validated before anything changes; the root disk never shrinks).</param>
-    public async Task<InstanceRecord> SubmitAsync(Guid uuid, InstanceCommand command, Flavor? newFlavor, CancellationToken cancellationToken)
+    public Task<InstanceRecord> SubmitAsync(Guid uuid, InstanceCommand command, Flavor? newFlavor, CancellationToken cancellationToken) =>
+        SubmitAsync(uuid, command, new CommandInput { Flavor = newFlavor }, cancellationToken);
+
+    /// <param name="input">What the command needs beyond the instance (resize's flavor, rebuild's image, the password, the snapshot's target); checked before anything changes.</param>
+    public async Task<InstanceRecord> SubmitAsync(Guid uuid, InstanceCommand command, CommandInput input, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(input);
         if (command == Spawn)
         {
             throw new ArgumentException("spawn goes through SpawnAsync", nameof(command));
@@ -155,17 +162,14 @@ public sealed partial class InstanceEngine : IAsyncDisposable
             }
 
             var plan = decision.Plan!;
-            InstanceSpec? newSpec = null;
-            if (command == Resize)
-            {
-                var flavor = newFlavor ?? throw new InvalidInstanceSpecException("flavor", "(missing)", "the flavor to resize to");
-                if (flavor.RootGiB < record.Spec.Flavor.RootGiB)
-                {
-                    throw new InvalidInstanceSpecException("flavor.root_gib", flavor.RootGiB.ToString(System.Globalization.CultureInfo.InvariantCulture), $"at least the current {record.Spec.Flavor.RootGiB}: a root disk is never shrunk");
-                }
+            var newSpec = CheckInput(record, command, input);
 
-                newSpec = record.Spec with { Flavor = flavor };
-                _ = builder.Build(newSpec);
+            // reclaim_instance_interval = 0: nothing would ever reclaim a soft-deleted instance, so
+            // a soft delete is a delete (as Nova's API does then).
+            if (command == SoftDelete && options.ReclaimInstanceInterval == TimeSpan.Zero)
+            {
+                command = Delete;
+                plan = CommandRules.Decide(Delete, record.VmState, record.TaskState).Plan!;
             }
 
             if (decision.Preempts)
@@ -182,13 +186,57 @@ public sealed partial class InstanceEngine : IAsyncDisposable
                 Journal = JournalChange.Set(command, new Dictionary<string, string>(slot.Created, StringComparer.Ordinal)),
             }, cancellationToken).ConfigureAwait(false);
             LogAccepted(logger, uuid, command.ToDisplayName(), plan.TaskStates[0].ToDisplayName());
-            Enqueue(slot, () => RunAsync(slot, command, plan, baseImage: null, run, newSpec));
+            var accepted = command;
+            Enqueue(slot, () => RunAsync(slot, accepted, plan, input.BaseImage, run, newSpec, input));
             return slot.Record!;
         }
         finally
         {
             slot.Gate.Release();
         }
+    }
+
+    /// <summary>Checks what the command needs beyond the instance; returns the instance's new spec for the commands that change it.</summary>
+    private InstanceSpec? CheckInput(InstanceRecord record, InstanceCommand command, CommandInput input)
+    {
+        switch (command)
+        {
+            case Resize:
+                var flavor = input.Flavor ?? throw new InvalidInstanceSpecException("flavor", "(missing)", "the flavor to resize to");
+                if (flavor.RootGiB < record.Spec.Flavor.RootGiB)
+                {
+                    throw new InvalidInstanceSpecException("flavor.root_gib", flavor.RootGiB.ToString(System.Globalization.CultureInfo.InvariantCulture), $"at least the current {record.Spec.Flavor.RootGiB}: a root disk is never shrunk");
+                }
+
+                return Validated(record.Spec with { Flavor = flavor });
+            case Rebuild:
+                var image = input.Image ?? throw new InvalidInstanceSpecException("image_id", "(missing)", "the image to rebuild from");
+                _ = input.BaseImage ?? throw new InvalidInstanceSpecException("image_id", image.Id, "an image the agent can fetch");
+                return Validated(record.Spec with { Image = image });
+            case SetAdminPassword:
+                if (string.IsNullOrEmpty(input.AdminPassword))
+                {
+                    throw new InvalidInstanceSpecException("admin_password", "(empty)", "the new password");
+                }
+
+                if (!ImageProperties.Parse(record.Spec.Image.Properties).QemuGuestAgent)
+                {
+                    throw new InstanceCommandRefusedException($"cannot set the admin password of {record.Uuid}: its image {record.Spec.Image.Id} does not declare a guest agent (hw_qemu_guest_agent=yes), so nothing in the guest can change it; rebuild from an image with qemu-guest-agent and that property");
+                }
+
+                return null;
+            case Snapshot or Backup:
+                _ = input.Upload ?? throw new InvalidInstanceSpecException("name", "(missing)", "an image to upload the snapshot to");
+                return null;
+            default:
+                return null;
+        }
+    }
+
+    private InstanceSpec Validated(InstanceSpec spec)
+    {
+        _ = builder.Build(spec);
+        return spec;
     }
 
     public async ValueTask DisposeAsync()
@@ -200,7 +248,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
             slot.Work.Writer.TryComplete();
         }
 
-        var loops = slots.Values.Select(s => s.Loop).OfType<Task>().Append(eventPump ?? Task.CompletedTask).Append(reconcileLoop ?? Task.CompletedTask);
+        var loops = slots.Values.Select(s => s.Loop).OfType<Task>().Append(eventPump ?? Task.CompletedTask).Append(reconcileLoop ?? Task.CompletedTask).Append(reclaimLoop ?? Task.CompletedTask);
         await Task.WhenAll(loops).ConfigureAwait(false);
         stopping.Dispose();
     }
@@ -247,7 +295,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
         return run;
     }
 
-    private async Task RunAsync(InstanceSlot slot, InstanceCommand command, CommandPlan plan, Func<CancellationToken, Task<string>>? baseImage, CancellationTokenSource run, InstanceSpec? newSpec = null)
+    private async Task RunAsync(InstanceSlot slot, InstanceCommand command, CommandPlan plan, Func<CancellationToken, Task<string>>? baseImage, CancellationTokenSource run, InstanceSpec? newSpec = null, CommandInput? input = null)
     {
         var token = run.Token;
         var record = slot.Record!;
@@ -276,6 +324,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
             })
         {
             NewSpec = newSpec,
+            Input = input ?? CommandInput.None,
         };
 
         var holdsBuildSlot = false;
@@ -310,7 +359,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
                 Journal = JournalChange.Clear,
                 Spec = command switch
                 {
-                    Resize => newSpec,
+                    Resize or Rebuild => newSpec,
                     RevertResize => r.PreResize?.Spec,
                     _ => null,
                 },

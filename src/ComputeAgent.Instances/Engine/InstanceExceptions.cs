@@ -58,3 +58,21 @@ public sealed class CommandNotSupportedException : Exception
     {
     }
 }
+
+/// <summary>A rebuild got past setting the old root disk aside and then failed; the message says where that disk is.</summary>
+public sealed class RebuildFailedException : Exception
+{
+    public RebuildFailedException(string message)
+        : base(message)
+    {
+    }
+
+    public RebuildFailedException()
+    {
+    }
+
+    public RebuildFailedException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

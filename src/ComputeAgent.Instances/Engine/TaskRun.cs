@@ -32,6 +32,9 @@ public sealed class TaskRun
     /// <summary>Resize: the instance's spec with the new flavor.</summary>
     public InstanceSpec? NewSpec { get; init; }
 
+    /// <summary>What the command needs beyond the instance (rebuild's image, the password, the snapshot's target).</summary>
+    public CommandInput Input { get; init; } = CommandInput.None;
+
     /// <summary>Rescue: the original domain XML, to bring back on unrescue.</summary>
     public string? SavedDomainXml { get; set; }
 

@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
 
 namespace ComputeAgent.Instances.Images;
 
@@ -89,6 +91,98 @@ public sealed class GlanceClient
         }, cancellationToken);
     }
 
+    /// <summary>
+    /// <c>POST /v2/images</c>: a new image record (status queued) with <paramref name="properties"/>
+    /// as its custom properties; returns its id. The data follows with <see cref="UploadImageDataAsync"/>.
+    /// </summary>
+    public Task<string> CreateImageAsync(string name, string diskFormat, IReadOnlyDictionary<string, string> properties, string? token, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(properties);
+        var uri = new Uri(images.AbsoluteUri.TrimEnd('/'));
+        var body = new Dictionary<string, string>(properties, StringComparer.Ordinal)
+        {
+            ["name"] = name,
+            ["disk_format"] = diskFormat,
+            ["container_format"] = "bare",
+            ["visibility"] = "private",
+        };
+        return WithinRequestTimeoutAsync(name, uri, options.RequestTimeout, async timeout =>
+        {
+            using var content = JsonContent.Create(body);
+            using var response = await SendAsync(name, HttpMethod.Post, uri, content, token, "application/json", timeout).ConfigureAwait(false);
+            var json = await ReadMetadataAsync(name, uri, response, timeout).ConfigureAwait(false);
+            try
+            {
+                using var document = JsonDocument.Parse(json);
+                return document.RootElement.GetProperty("id").GetString() ?? throw new InvalidDataException("id is null");
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or InvalidDataException)
+            {
+                throw new ImageServiceException(ImageServiceErrorKind.BadResponse, name, $"the answer from {uri} to creating an image has no image id ({e.Message}); check glance.endpoint", e);
+            }
+        }, cancellationToken);
+    }
+
+    /// <summary><c>PUT /v2/images/{id}/file</c>: the image's data from a local file, bounded by <see cref="GlanceClientOptions.UploadTimeout"/>.</summary>
+    public Task UploadImageDataAsync(string imageId, string path, string? token, CancellationToken cancellationToken)
+    {
+        ImageIds.Check(imageId);
+        var uri = new Uri(images, $"{imageId}/file");
+        return WithinRequestTimeoutAsync(imageId, uri, options.UploadTimeout, async timeout =>
+        {
+            var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, useAsync: true);
+            using var content = new StreamContent(file, 1 << 20);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            content.Headers.ContentLength = file.Length;
+            using var response = await SendAsync(imageId, HttpMethod.Put, uri, content, token, "application/json", timeout).ConfigureAwait(false);
+            return 0;
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// <c>GET /v2/images?key=value…&amp;sort_key=created_at&amp;sort_dir=desc</c>: the ids of the images
+    /// whose properties match <paramref name="filters"/>, newest first (Glance filters on custom properties).
+    /// </summary>
+    public Task<IReadOnlyList<string>> ListImageIdsAsync(IReadOnlyDictionary<string, string> filters, string? token, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(filters);
+        var query = string.Join('&', filters.Select(f => $"{Uri.EscapeDataString(f.Key)}={Uri.EscapeDataString(f.Value)}"));
+        var uri = new Uri($"{images.AbsoluteUri.TrimEnd('/')}?{query}&sort_key=created_at&sort_dir=desc&limit=1000");
+        return WithinRequestTimeoutAsync<IReadOnlyList<string>>("(list)", uri, options.RequestTimeout, async timeout =>
+        {
+            using var response = await SendAsync("(list)", uri, token, "application/json", timeout).ConfigureAwait(false);
+            var json = await ReadMetadataAsync("(list)", uri, response, timeout).ConfigureAwait(false);
+            try
+            {
+                using var document = JsonDocument.Parse(json);
+                return [.. document.RootElement.GetProperty("images").EnumerateArray().Select(i => i.GetProperty("id").GetString()!)];
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+            {
+                throw new ImageServiceException(ImageServiceErrorKind.BadResponse, "(list)", $"the answer from {uri} is not a Glance v2 image list ({e.Message}); check glance.endpoint", e);
+            }
+        }, cancellationToken);
+    }
+
+    /// <summary><c>DELETE /v2/images/{id}</c>; an image already gone counts as deleted.</summary>
+    public Task DeleteImageAsync(string imageId, string? token, CancellationToken cancellationToken)
+    {
+        ImageIds.Check(imageId);
+        var uri = new Uri(images, imageId);
+        return WithinRequestTimeoutAsync(imageId, uri, options.RequestTimeout, async timeout =>
+        {
+            try
+            {
+                using var response = await SendAsync(imageId, HttpMethod.Delete, uri, content: null, token, "application/json", timeout).ConfigureAwait(false);
+            }
+            catch (ImageServiceException e) when (e.Kind == ImageServiceErrorKind.NotFound)
+            {
+            }
+
+            return 0;
+        }, cancellationToken);
+    }
+
     private static ImageServiceException StatusError(string imageId, Uri uri, HttpResponseMessage response)
     {
         var status = $"{(int)response.StatusCode} {response.ReasonPhrase}".TrimEnd();
@@ -117,9 +211,12 @@ public sealed class GlanceClient
         };
     }
 
-    private async Task<HttpResponseMessage> SendAsync(string imageId, Uri uri, string? token, string accept, CancellationToken cancellationToken)
+    private Task<HttpResponseMessage> SendAsync(string imageId, Uri uri, string? token, string accept, CancellationToken cancellationToken) =>
+        SendAsync(imageId, HttpMethod.Get, uri, content: null, token, accept, cancellationToken);
+
+    private async Task<HttpResponseMessage> SendAsync(string imageId, HttpMethod method, Uri uri, HttpContent? content, string? token, string accept, CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, uri);
+        using var request = new HttpRequestMessage(method, uri) { Content = content };
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(accept));
         if (token is not null)
         {
@@ -177,10 +274,13 @@ public sealed class GlanceClient
         $"the metadata from {uri} is larger than {options.MaxMetadataBytes} bytes, which no Glance image is; check glance.endpoint");
 
     /// <summary>Runs one request under the request timeout and turns transport failures into typed ones.</summary>
-    private async Task<T> WithinRequestTimeoutAsync<T>(string imageId, Uri uri, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
+    private Task<T> WithinRequestTimeoutAsync<T>(string imageId, Uri uri, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken) =>
+        WithinRequestTimeoutAsync(imageId, uri, options.RequestTimeout, call, cancellationToken);
+
+    private static async Task<T> WithinRequestTimeoutAsync<T>(string imageId, Uri uri, TimeSpan limit, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(options.RequestTimeout);
+        timeout.CancelAfter(limit);
         try
         {
             return await call(timeout.Token).ConfigureAwait(false);
@@ -191,7 +291,7 @@ public sealed class GlanceClient
             throw new ImageServiceException(
                 ImageServiceErrorKind.Timeout,
                 imageId,
-                $"no answer from {uri} within {options.RequestTimeout.TotalSeconds:0.###} s; check that Glance is up and reachable from this host, then retry",
+                $"no answer from {uri} within {limit.TotalSeconds:0.###} s; check that Glance is up and reachable from this host, then retry",
                 e);
         }
         catch (Exception e) when (e is HttpRequestException or IOException)

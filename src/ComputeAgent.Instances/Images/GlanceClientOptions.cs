@@ -14,6 +14,9 @@ public sealed record GlanceClientOptions
     /// <summary>The largest image-metadata document accepted (Glance's own are a few KiB).</summary>
     public int MaxMetadataBytes { get; init; } = 1024 * 1024;
 
+    /// <summary>How long one snapshot upload (<c>PUT /v2/images/{id}/file</c>) may take in all.</summary>
+    public TimeSpan UploadTimeout { get; init; } = TimeSpan.FromHours(1);
+
     public void Validate()
     {
         if (RequestTimeout <= TimeSpan.Zero)

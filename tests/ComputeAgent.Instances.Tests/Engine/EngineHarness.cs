@@ -41,12 +41,15 @@ public sealed class EngineHarness : IAsyncDisposable
 
     public ChannelReader<EventRecord> Events { get; private set; } = null!;
 
-    public static async Task<EngineHarness> StartAsync(string uri, EngineOptions? options = null, string? scratch = null, Func<InstanceStore, Task>? beforeStart = null)
+    /// <summary>The engine's clock (the system's unless a test sets its own).</summary>
+    public TimeProvider? Time { get; private init; }
+
+    public static async Task<EngineHarness> StartAsync(string uri, EngineOptions? options = null, string? scratch = null, Func<InstanceStore, Task>? beforeStart = null, TimeProvider? time = null)
     {
         scratch ??= RepositoryPaths.CreateScratch("engine");
         var host = Samples.Host with { InstancesDirectory = Path.Combine(scratch, "instances"), DedicatedCpuSet = [], DirectIoSupported = false };
         Directory.CreateDirectory(host.InstancesDirectory);
-        var harness = new EngineHarness(scratch, uri, host, options ?? new EngineOptions { GracefulStopTimeout = TimeSpan.FromSeconds(30) });
+        var harness = new EngineHarness(scratch, uri, host, options ?? new EngineOptions { GracefulStopTimeout = TimeSpan.FromSeconds(30) }) { Time = time };
         await harness.OpenAsync(beforeStart);
         return harness;
     }
@@ -68,7 +71,7 @@ public sealed class EngineHarness : IAsyncDisposable
 
         Session = new LibvirtSession(new LibvirtSessionOptions { Uri = Uri }, NullLogger<LibvirtSession>.Instance);
         await Session.ConnectAsync(CancellationToken.None);
-        Engine = new InstanceEngine(Store, Session, new DomainXmlBuilder(Host), Options, NullLogger<InstanceEngine>.Instance);
+        Engine = new InstanceEngine(Store, Session, new DomainXmlBuilder(Host), Options, NullLogger<InstanceEngine>.Instance, Time);
         Events = Engine.Events.Subscribe(CancellationToken.None);
         await Engine.StartAsync(CancellationToken.None);
     }

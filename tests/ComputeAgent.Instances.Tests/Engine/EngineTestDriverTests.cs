@@ -96,8 +96,13 @@ public sealed class EngineTestDriverTests : IAsyncLifetime
         Assert.Equal(VmState.Stopped, harness.Engine.Find(uuid)!.VmState);
 
         await Assert.ThrowsAsync<InstanceNotFoundException>(() => harness.Engine.SubmitAsync(Guid.NewGuid(), InstanceCommand.Start, CancellationToken.None));
-        var unsupported = await Assert.ThrowsAsync<CommandNotSupportedException>(() => harness.Engine.SubmitAsync(uuid, InstanceCommand.Snapshot, CancellationToken.None));
-        Assert.Contains("snapshot", unsupported.Message, StringComparison.Ordinal);
+        var resumeOk = defined[0];
+        var noTarget = await Assert.ThrowsAsync<Model.InvalidInstanceSpecException>(() => harness.Engine.SubmitAsync(resumeOk, InstanceCommand.Snapshot, CancellationToken.None));
+        Assert.Equal("name", noTarget.Field);
+        var noPassword = await Assert.ThrowsAsync<Model.InvalidInstanceSpecException>(() => harness.Engine.SubmitAsync(resumeOk, InstanceCommand.SetAdminPassword, CancellationToken.None));
+        Assert.Equal("admin_password", noPassword.Field);
+        var noImage = await Assert.ThrowsAsync<Model.InvalidInstanceSpecException>(() => harness.Engine.SubmitAsync(resumeOk, InstanceCommand.Rebuild, CancellationToken.None));
+        Assert.Equal("image_id", noImage.Field);
         Assert.Equal(before, await harness.Store.LastSequenceAsync());
     }
 
