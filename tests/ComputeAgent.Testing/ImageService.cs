@@ -2,6 +2,9 @@ using System.Diagnostics;
 
 namespace ComputeAgent.Testing;
 
+/// <summary>One more image for <see cref="ImageService"/>: its properties, and a disk other than the test guest's plain one.</summary>
+public sealed record ImageVariant(IReadOnlyDictionary<string, string> Properties, string? Disk = null);
+
 /// <summary>A real HTTP image service: `compute-agent-cli image-server` over a folder holding the test guest.</summary>
 public sealed class ImageService : IAsyncDisposable
 {
@@ -27,16 +30,16 @@ public sealed class ImageService : IAsyncDisposable
     public static string IdOf(string name) => new Guid(System.Security.Cryptography.MD5.HashData(System.Text.Encoding.UTF8.GetBytes(name))).ToString();
 #pragma warning restore CA5351
 
-    /// <param name="variants">More copies of the test guest, by name, each with its image properties.</param>
-    public static async Task<ImageService> StartAsync(TestGuest guest, string scratch, IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>? variants = null)
+    /// <param name="variants">More images by name: a disk of the test guest (its plain disk when null) with image properties.</param>
+    public static async Task<ImageService> StartAsync(TestGuest guest, string scratch, IReadOnlyDictionary<string, ImageVariant>? variants = null)
     {
         var directory = Path.Combine(scratch, "images");
         System.IO.Directory.CreateDirectory(directory);
         File.Copy(guest.Disk, Path.Combine(directory, "test-guest.qcow2"));
-        foreach (var (name, properties) in variants ?? new Dictionary<string, IReadOnlyDictionary<string, string>>())
+        foreach (var (name, variant) in variants ?? new Dictionary<string, ImageVariant>())
         {
-            File.Copy(guest.Disk, Path.Combine(directory, $"{name}.qcow2"));
-            await File.WriteAllTextAsync(Path.Combine(directory, $"{name}.properties.json"), System.Text.Json.JsonSerializer.Serialize(properties));
+            File.Copy(variant.Disk ?? guest.Disk, Path.Combine(directory, $"{name}.qcow2"));
+            await File.WriteAllTextAsync(Path.Combine(directory, $"{name}.properties.json"), System.Text.Json.JsonSerializer.Serialize(variant.Properties));
         }
 
         var port = FreePort();

@@ -15,6 +15,8 @@ public sealed class TestGuest
     {
         Directory = directory;
         Disk = env["GUEST_DISK"];
+        DiskWithoutGuestAgent = env["GUEST_DISK_NO_GUEST_AGENT"];
+        PasswordLinePrefix = env["GUEST_PASSWORD_LINE_PREFIX"];
         Kernel = env["GUEST_KERNEL"];
         Initrd = env["GUEST_INITRD"];
         ReadyLine = env["GUEST_READY_LINE"];
@@ -26,6 +28,12 @@ public sealed class TestGuest
 
     /// <summary>The base "cloud image" (qcow2); never boot it directly, boot an overlay.</summary>
     public string Disk { get; }
+
+    /// <summary>The same guest booted with compute_agent.guest_agent=off: it never starts qemu-ga.</summary>
+    public string DiskWithoutGuestAgent { get; }
+
+    /// <summary>What the guest's chpasswd prints, followed by " USER SHA256-OF-PASSWORD".</summary>
+    public string PasswordLinePrefix { get; }
 
     public string Kernel { get; }
 

@@ -9,6 +9,8 @@
 #   initrd.gz    busybox-static + virtio/ACPI modules + an /init (see write_init below)
 #   disk.qcow2   64M BIOS-bootable disk (MBR, one FAT partition, syslinux) holding the same
 #                kernel + initrd, booted with "console=ttyS0"
+#   disk-no-guest-agent.qcow2  the same, booted with "compute_agent.guest_agent=off" (an image
+#                that declares a guest agent which never answers)
 #   guest.env    shell-sourceable KEY=value lines (GUEST_KERNEL, GUEST_INITRD, GUEST_DISK,
 #                GUEST_READY_LINE, GUEST_KERNEL_VERSION, ...), absolute paths
 #   stamp        input hash; a rerun with the same inputs does nothing
@@ -17,6 +19,10 @@
 # The guest prints, on ttyS0, "COMPUTE-AGENT-GUEST KERNEL <uname -r>" and then
 # "COMPUTE-AGENT-GUEST READY" once acpid is listening; an ACPI power-button press (libvirt
 # virDomainShutdown / `virsh shutdown`) prints "COMPUTE-AGENT-GUEST POWEROFF" and powers off.
+# When the domain has a QEMU guest-agent channel (org.qemu.guest_agent.0), the guest runs Debian's
+# qemu-ga on it before READY (unless booted with compute_agent.guest_agent=off); its chpasswd (a
+# script: busybox has none) prints "COMPUTE-AGENT-GUEST PASSWORD <user> <sha256 of the password>"
+# so a test can check that set-admin-password delivered the password byte for byte.
 # Those three lines are written with onlcr off, so they end in a bare "\n" (kernel messages on
 # the same serial port end in "\r\n").
 #
@@ -30,6 +36,8 @@ case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="/usr/sbin:/sbin:$PATH" ;; esac
 
 readonly KERNEL_META_PKG=linux-image-cloud-amd64
 readonly BUSYBOX_PKG=busybox-static
+readonly QGA_PKG=qemu-guest-agent
+readonly PASSWORD_LINE_PREFIX='COMPUTE-AGENT-GUEST PASSWORD'
 readonly READY_LINE='COMPUTE-AGENT-GUEST READY'
 readonly KERNEL_LINE_PREFIX='COMPUTE-AGENT-GUEST KERNEL'
 readonly POWEROFF_LINE='COMPUTE-AGENT-GUEST POWEROFF'
@@ -56,7 +64,7 @@ OUTDIR=$(readlink -m -- "$OUTDIR")
 PARENT=$(dirname -- "$OUTDIR")
 NAME=$(basename -- "$OUTDIR")
 DEB_DIR=$(readlink -m -- "${COMPUTE_AGENT_GUEST_DEB_DIR:-$PARENT/debs}")
-OUT_FILES=(vmlinuz initrd.gz disk.qcow2 guest.env stamp)
+OUT_FILES=(vmlinuz initrd.gz disk.qcow2 disk-no-guest-agent.qcow2 guest.env stamp)
 
 APT_UPDATED=0
 apt_update_once() {
@@ -67,7 +75,7 @@ apt_update_once() {
 }
 
 # ---------------------------------------------------------------------------- input resolution
-KERNEL_PKG='' KERNEL_PKG_VERSION='' KERNEL_VERSION='' BUSYBOX_VERSION='' STAMP=''
+KERNEL_PKG='' KERNEL_PKG_VERSION='' KERNEL_VERSION='' BUSYBOX_VERSION='' QGA_VERSION='' STAMP=''
 
 candidate_versions() { # PKG... -> "PKG VERSION" lines for those with a candidate (one apt-cache run)
   apt-cache policy "$@" 2>/dev/null |
@@ -86,14 +94,15 @@ resolve_inputs() {
   fi
   KERNEL_PKG=$(tail -n1 <<<"$pkgs")
   KERNEL_VERSION=${KERNEL_PKG#linux-image-}
-  versions=$(candidate_versions "$KERNEL_PKG" "$BUSYBOX_PKG")
+  versions=$(candidate_versions "$KERNEL_PKG" "$BUSYBOX_PKG" "$QGA_PKG")
   KERNEL_PKG_VERSION=$(awk -v p="$KERNEL_PKG" '$1 == p { print $2 }' <<<"$versions")
   BUSYBOX_VERSION=$(awk -v p="$BUSYBOX_PKG" '$1 == p { print $2 }' <<<"$versions")
-  [[ -n $KERNEL_PKG_VERSION && -n $BUSYBOX_VERSION ]] || return 1
+  QGA_VERSION=$(awk -v p="$QGA_PKG" '$1 == p { print $2 }' <<<"$versions")
+  [[ -n $KERNEL_PKG_VERSION && -n $BUSYBOX_VERSION && -n $QGA_VERSION ]] || return 1
   STAMP=$({
     sha256sum <"$SCRIPT_PATH"
-    printf 'kernel %s=%s\nbusybox %s=%s\noutdir %s\n' "$KERNEL_PKG" "$KERNEL_PKG_VERSION" \
-      "$BUSYBOX_PKG" "$BUSYBOX_VERSION" "$OUTDIR"
+    printf 'kernel %s=%s\nbusybox %s=%s\nqga %s=%s\noutdir %s\n' "$KERNEL_PKG" "$KERNEL_PKG_VERSION" \
+      "$BUSYBOX_PKG" "$BUSYBOX_VERSION" "$QGA_PKG" "$QGA_VERSION" "$OUTDIR"
   } | sha256sum | cut -d' ' -f1)
 }
 
@@ -262,6 +271,22 @@ if ! pidof acpid >/dev/null; then
   acpid -f -d -c /etc/acpi &
 fi
 
+# The QEMU guest agent, on the virtio-serial port libvirt names org.qemu.guest_agent.0 (no udev
+# here: find the port by its name in sysfs; devtmpfs made /dev/vportNpM).
+if ! grep -q 'compute_agent.guest_agent=off' /proc/cmdline; then
+  i=0
+  while [ \$i -lt 20 ]; do
+    for port in /sys/class/virtio-ports/*; do
+      if [ "\$(cat "\$port/name" 2>/dev/null)" = org.qemu.guest_agent.0 ]; then
+        qemu-ga -d -m virtio-serial -p "/dev/\$(basename "\$port")" -f /run/qemu-ga.pid -t /run || say "COMPUTE-AGENT-GUEST QEMU-GA-FAILED"
+        i=20
+      fi
+    done
+    i=\$((i + 1))
+    [ \$i -ge 20 ] || usleep 100000
+  done
+fi
+
 # Our marker lines end in a bare \n (kernel console output keeps its \r\n).
 stty -F "\$SERIAL" -onlcr 2>/dev/null
 say "$KERNEL_LINE_PREFIX \$(uname -r)"
@@ -290,6 +315,46 @@ sync
 poweroff -f
 EOF
   chmod 755 "$ROOT/etc/acpi/PWRF/00000080"
+
+  # What qemu-ga's guest-set-user-password runs: "chpasswd [-e]" with "user:password" lines on stdin.
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$ROOT/etc/passwd"
+  printf 'root:*:19000:0:99999:7:::\n' >"$ROOT/etc/shadow"
+  printf 'root:x:0:\n' >"$ROOT/etc/group"
+  chmod 600 "$ROOT/etc/shadow"
+  cat >"$ROOT/usr/sbin/chpasswd" <<EOF
+#!/bin/sh
+# chpasswd for the test guest (busybox has none): updates /etc/shadow, then tells the serial console.
+SERIAL=/dev/ttyS0
+[ -c \$SERIAL ] || SERIAL=/dev/console
+crypted=0
+[ "\$1" = "-e" ] && crypted=1
+while IFS= read -r line; do
+  user=\${line%%:*}
+  pass=\${line#*:}
+  grep -q "^\$user:" /etc/shadow || { echo "chpasswd: no user \$user" >&2; exit 1; }
+  if [ \$crypted = 1 ]; then hash=\$pass; else hash=\$(mkpasswd -m sha512 "\$pass") || exit 1; fi
+  sed -i "s|^\$user:[^:]*:|\$user:\$hash:|" /etc/shadow
+  echo "$PASSWORD_LINE_PREFIX \$user \$(printf '%s' "\$pass" | sha256sum | cut -d' ' -f1)" >"\$SERIAL"
+done
+EOF
+  chmod 755 "$ROOT/usr/sbin/chpasswd"
+}
+
+add_guest_agent() { # WORK: Debian's qemu-ga and the shared libraries it links, as on this Debian host
+  local work=$1 bin lib
+  bin=$work/qga/usr/sbin/qemu-ga
+  [[ -x $bin ]] || die "no usr/sbin/qemu-ga in $QGA_PKG"
+  cp "$bin" "$ROOT/usr/sbin/qemu-ga"
+  mkdir -p "$ROOT/lib/x86_64-linux-gnu" "$ROOT/lib64"
+  if ldd "$bin" | grep -q 'not found'; then
+    die "qemu-ga needs libraries this host lacks: $(ldd "$bin" | grep 'not found' | tr -s ' \t\n' ' ') (install qemu-guest-agent's dependencies)"
+  fi
+  while read -r lib; do
+    case $lib in
+      */ld-linux-x86-64.so.2) cp -L "$lib" "$ROOT/lib64/ld-linux-x86-64.so.2" ;;
+      /*) cp -L "$lib" "$ROOT/lib/x86_64-linux-gnu/$(basename "$lib")" ;;
+    esac
+  done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
 }
 
 build_initramfs() { # WORK OUT
@@ -315,12 +380,13 @@ build_initramfs() { # WORK OUT
   log "module load order: ${MOD_ORDER[*]}"
 
   write_init
+  add_guest_agent "$work"
   (cd "$ROOT" && find . -mindepth 1 | sort | cpio -o -H newc -R 0:0 --quiet) | gzip -n -9 >"$out/initrd.gz"
 }
 
 # ---------------------------------------------------------------------------- disk image
-build_disk() { # WORK OUT
-  local work=$1 out=$2 raw=$1/disk.raw part_kib
+build_disk() { # WORK OUT NAME CMDLINE
+  local work=$1 out=$2 name=$3 cmdline=$4 raw=$1/disk.raw part_kib
   part_kib=$(((DISK_SIZE_MIB - 1) * 1024))
   cat >"$work/syslinux.cfg" <<EOF
 DEFAULT linux
@@ -329,15 +395,16 @@ TIMEOUT 0
 LABEL linux
   KERNEL vmlinuz
   INITRD initrd.gz
-  APPEND $KERNEL_CMDLINE
+  APPEND $cmdline
 EOF
+  rm -f "$raw"
   truncate -s "${DISK_SIZE_MIB}M" "$raw"
   printf 'label: dos\nstart=2048, type=e, bootable\n' | sfdisk --quiet "$raw" >&2
   mkfs.vfat -n CAGUEST --offset 2048 "$raw" "$part_kib" >/dev/null
   dd if=/usr/lib/syslinux/mbr/mbr.bin of="$raw" bs=440 count=1 conv=notrunc status=none
   MTOOLS_SKIP_CHECK=1 mcopy -i "$raw@@1M" "$out/vmlinuz" "$out/initrd.gz" "$work/syslinux.cfg" ::
   syslinux --offset 1048576 --install "$raw"
-  qemu-img convert -f raw -O qcow2 "$raw" "$out/disk.qcow2"
+  qemu-img convert -f raw -O qcow2 "$raw" "$out/$name.qcow2"
 }
 
 # ---------------------------------------------------------------------------- guest.env
@@ -355,6 +422,8 @@ write_env() { # OUT
     env_line GUEST_KERNEL "$OUTDIR/vmlinuz"
     env_line GUEST_INITRD "$OUTDIR/initrd.gz"
     env_line GUEST_DISK "$OUTDIR/disk.qcow2"
+    env_line GUEST_DISK_NO_GUEST_AGENT "$OUTDIR/disk-no-guest-agent.qcow2"
+    env_line GUEST_PASSWORD_LINE_PREFIX "$PASSWORD_LINE_PREFIX"
     env_line GUEST_CMDLINE "$KERNEL_CMDLINE"
     env_line GUEST_READY_LINE "$READY_LINE"
     env_line GUEST_POWEROFF_LINE "$POWEROFF_LINE"
@@ -362,6 +431,7 @@ write_env() { # OUT
     env_line GUEST_KERNEL_VERSION "$KERNEL_VERSION"
     env_line GUEST_KERNEL_PACKAGE "$KERNEL_PKG=$KERNEL_PKG_VERSION"
     env_line GUEST_BUSYBOX_PACKAGE "$BUSYBOX_PKG=$BUSYBOX_VERSION"
+    env_line GUEST_AGENT_PACKAGE "$QGA_PKG=$QGA_VERSION"
   } >"$1/guest.env"
 }
 
@@ -387,13 +457,14 @@ if is_cached; then cache_hit; fi # someone else built it meanwhile
 START=$SECONDS
 log "building $OUTDIR: kernel $KERNEL_VERSION ($KERNEL_PKG $KERNEL_PKG_VERSION), $BUSYBOX_PKG $BUSYBOX_VERSION"
 ensure_tools
-if ! { fetch_deb "$KERNEL_PKG" "$KERNEL_PKG_VERSION" && fetch_deb "$BUSYBOX_PKG" "$BUSYBOX_VERSION"; }; then
+if ! { fetch_deb "$KERNEL_PKG" "$KERNEL_PKG_VERSION" && fetch_deb "$BUSYBOX_PKG" "$BUSYBOX_VERSION" && fetch_deb "$QGA_PKG" "$QGA_VERSION"; }; then
   # Stale package lists (the mirror dropped that version): refresh once and re-resolve.
   apt_update_once || die "apt-get download failed"
   resolve_inputs || die "cannot resolve packages after apt-get update"
   if is_cached; then cache_hit; fi
   fetch_deb "$KERNEL_PKG" "$KERNEL_PKG_VERSION" || die "cannot download $KERNEL_PKG=$KERNEL_PKG_VERSION"
   fetch_deb "$BUSYBOX_PKG" "$BUSYBOX_VERSION" || die "cannot download $BUSYBOX_PKG=$BUSYBOX_VERSION"
+  fetch_deb "$QGA_PKG" "$QGA_VERSION" || die "cannot download $QGA_PKG=$QGA_VERSION"
 fi
 
 # Everything is built in a temp dir next to OUTDIR and renamed into place at the end, so a
@@ -409,14 +480,16 @@ unpack_deb() { # DEB DIR; a corrupt cached .deb is dropped so the next run downl
 }
 unpack_deb "$(deb_path "$KERNEL_PKG" "$KERNEL_PKG_VERSION")" "$WORK/kernel"
 unpack_deb "$(deb_path "$BUSYBOX_PKG" "$BUSYBOX_VERSION")" "$WORK/busybox"
+unpack_deb "$(deb_path "$QGA_PKG" "$QGA_VERSION")" "$WORK/qga"
 [[ -f $WORK/kernel/boot/vmlinuz-$KERNEL_VERSION ]] || die "no boot/vmlinuz-$KERNEL_VERSION in $KERNEL_PKG"
 [[ -d $WORK/kernel/lib/modules/$KERNEL_VERSION ]] || die "no lib/modules/$KERNEL_VERSION in $KERNEL_PKG"
 cp "$WORK/kernel/boot/vmlinuz-$KERNEL_VERSION" "$OUT/vmlinuz"
 
 log "building initrd.gz"
 build_initramfs "$WORK" "$OUT"
-log "building disk.qcow2 (${DISK_SIZE_MIB}M, MBR + FAT + syslinux)"
-build_disk "$WORK" "$OUT"
+log "building disk.qcow2 and disk-no-guest-agent.qcow2 (${DISK_SIZE_MIB}M, MBR + FAT + syslinux)"
+build_disk "$WORK" "$OUT" disk "$KERNEL_CMDLINE"
+build_disk "$WORK" "$OUT" disk-no-guest-agent "$KERNEL_CMDLINE compute_agent.guest_agent=off"
 write_env "$OUT"
 rm -rf "$WORK"
 printf '%s\n' "$STAMP" >"$OUT/stamp"

@@ -471,9 +471,17 @@ public sealed class InstanceDriver
         {
             await StopAsync(record.Uuid, cancellationToken).ConfigureAwait(false);
         }
-        else if (await ReadPowerStateAsync(record.Uuid, cancellationToken).ConfigureAwait(false) != PowerState.Running)
+        else
         {
-            await OnDomainAsync(record.Uuid, d => d.Create(), cancellationToken).ConfigureAwait(false);
+            // A start the agent was killed inside may still be under way in libvirtd: only a
+            // guest that is not running at all is started.
+            await OnDomainAsync(record.Uuid, d =>
+            {
+                if (!d.IsActive)
+                {
+                    d.Create();
+                }
+            }, cancellationToken).ConfigureAwait(false);
         }
 
         return await ReadPowerStateAsync(record.Uuid, cancellationToken).ConfigureAwait(false);

@@ -22,7 +22,15 @@ public sealed partial class InstanceEngine
         {
             if (slots.TryGetValue(entry.Uuid, out var slot) && slot.Record is not null)
             {
-                await RecoverTaskAsync(slot, entry, powers, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await RecoverTaskAsync(slot, entry, powers, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is LibvirtException or IOException or UnauthorizedAccessException or InvalidOperationException)
+                {
+                    // One instance that cannot be settled must not keep the agent from serving the others.
+                    await FailRecoveryAsync(slot, entry, ex, cancellationToken).ConfigureAwait(false);
+                }
             }
         }
 
@@ -133,6 +141,34 @@ public sealed partial class InstanceEngine
         }
     }
 
+    private async Task FailRecoveryAsync(InstanceSlot slot, TaskJournalEntry entry, Exception error, CancellationToken cancellationToken)
+    {
+        var name = entry.Command.ToDisplayName();
+        LogRecoveryFailed(logger, slot.Uuid, name, error);
+        var power = PowerState.NoState;
+        try
+        {
+            power = await driver.ReadPowerStateAsync(slot.Uuid, cancellationToken).ConfigureAwait(false);
+        }
+        catch (LibvirtException)
+        {
+        }
+
+        await slot.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await CommitLockedAsync(slot, new StateChange(slot.Uuid, VmState.Error, TaskState.None, power, $"recovery: {name} could not be settled")
+            {
+                Journal = JournalChange.Clear,
+                Fault = new Fault("recovery_failed", $"the agent stopped during {name} and could not settle it at start ({error.Message}); check the domain with virsh, then delete or rebuild the instance", error.ToString()),
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            slot.Gate.Release();
+        }
+    }
+
     /// <summary>A domain carrying the agent's metadata but no record (the database was lost or restored): take it back.</summary>
     private async Task AdoptAsync(Guid uuid, PowerState power, CancellationToken cancellationToken)
     {
@@ -200,6 +236,9 @@ public sealed partial class InstanceEngine
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceUuid}: {Command} was interrupted at {TaskState} by an agent stop; now {VmState}")]
     private static partial void LogRecovered(ILogger logger, Guid instanceUuid, string command, string taskState, string vmState);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Instance {InstanceUuid}: settling the interrupted {Command} failed; instance put in ERROR")]
+    private static partial void LogRecoveryFailed(ILogger logger, Guid instanceUuid, string command, Exception error);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Domain {InstanceUuid} carries agent metadata the agent cannot read; left alone")]
     private static partial void LogUnreadableMetadata(ILogger logger, Guid instanceUuid, Exception error);
