@@ -19,6 +19,8 @@ cli=src/ComputeAgent.Cli/bin/Release/net10.0/compute-agent-cli.dll
 work=/var/tmp/compute-agent-demo
 rm -rf "$work" && mkdir -p "$work/images" && chmod 755 "$work"
 cp "$GUEST_DISK" "$work/images/test-guest.qcow2"
+# The test guest runs qemu-ga: say so, as an image would, so set-admin-password can reach it.
+echo '{"hw_qemu_guest_agent": "yes"}' >"$work/images/test-guest.properties.json"
 port=${IMAGE_PORT:-19292}
 
 pids=()
@@ -35,7 +37,7 @@ dotnet "$agent" \
   --Agent:LibvirtUri=qemu:///system --Agent:VirtType="${VIRT_TYPE:-qemu}" \
   --Agent:StateDirectory="$work/state" --Agent:InstancesDirectory="$work/instances" \
   --Agent:UnixSocketPath="$work/agent.sock" --Agent:ImageServiceUrl="http://127.0.0.1:$port" \
-  --Agent:GracefulStopTimeoutSeconds=30 >"$work/agent.log" 2>&1 &
+  --Agent:GracefulStopTimeoutSeconds=30 --Agent:ReclaimInstanceIntervalSeconds=3600 >"$work/agent.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 300); do [[ -S $work/agent.sock ]] && break; sleep 0.1; done
 echo "agent on $work/agent.sock (log: $work/agent.log)"

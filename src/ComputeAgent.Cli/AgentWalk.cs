@@ -67,6 +67,14 @@ internal static class AgentWalk
             }).ResponseAsync);
             await GuestReadyAsync(4);
             await StepAsync("confirm resize", () => client.ConfirmResizeAsync(request).ResponseAsync);
+            await StepAsync("set admin password", () => client.SetAdminPasswordAsync(new SetAdminPasswordRequest { InstanceUuid = uuid, AdminPassword = "demo-password" }, deadline: DateTime.UtcNow + StepBound).ResponseAsync);
+            var snapshot = await ImageStepAsync("snapshot", () => client.SnapshotAsync(new SnapshotRequest { InstanceUuid = uuid, Name = "demo-snapshot" }).ResponseAsync);
+            await ImageStepAsync("backup", () => client.BackupAsync(new BackupRequest { InstanceUuid = uuid, Name = "demo-backup", BackupType = "daily", Rotation = 1 }).ResponseAsync);
+            await StepAsync("rebuild (from the snapshot)", () => client.RebuildAsync(new RebuildRequest { InstanceUuid = uuid, ImageId = snapshot }).ResponseAsync);
+            await GuestReadyAsync(5);
+            await StepAsync("soft delete", () => client.SoftDeleteAsync(request).ResponseAsync);
+            await StepAsync("restore", () => client.RestoreAsync(request).ResponseAsync);
+            await GuestReadyAsync(6);
             await StepAsync("stop", () => client.StopAsync(request).ResponseAsync);
             await StepAsync("start", () => client.StartAsync(request).ResponseAsync);
             await StepAsync("reboot (hard)", () => client.RebootAsync(new RebootRequest { InstanceUuid = uuid, Hard = true }).ResponseAsync);
@@ -106,6 +114,19 @@ internal static class AgentWalk
             }
 
             Console.WriteLine($"{clock.Elapsed.TotalSeconds,7:F2}s  guest console: {readyLine} (boot {boot})");
+        }
+
+        async Task<string> ImageStepAsync(string step, Func<Task<SnapshotReply>> call)
+        {
+            string? image = null;
+            await StepAsync(step, async () =>
+            {
+                var reply = await call();
+                image = reply.ImageId;
+                return new InstanceReply { Instance = reply.Instance };
+            });
+            Console.WriteLine($"{clock.Elapsed.TotalSeconds,7:F2}s  {step} uploaded as image {image}");
+            return image!;
         }
 
         async Task StepAsync(string step, Func<Task<InstanceReply>> call)

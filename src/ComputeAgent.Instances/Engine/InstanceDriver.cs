@@ -112,7 +112,7 @@ public sealed class InstanceDriver
         Resize => ResizeAsync(run, cancellationToken),
         ConfirmResize => ConfirmResizeAsync(run.Record, cancellationToken),
         RevertResize => RevertResizeAsync(run, cancellationToken),
-        SoftDelete => StopAsync(run.Uuid, cancellationToken),
+        SoftDelete => SoftDeleteAsync(run.Uuid, cancellationToken),
         Restore => OnDomainAsync(run.Uuid, d =>
         {
             if (!d.IsActive)
@@ -542,6 +542,15 @@ public sealed class InstanceDriver
 
             return 0;
         }, cancellationToken);
+
+    /// <summary>Soft delete: the guest off and everything kept; an instance in ERROR may have no domain left to stop.</summary>
+    private async Task SoftDeleteAsync(Guid uuid, CancellationToken cancellationToken)
+    {
+        if (await ReadPowerStateAsync(uuid, cancellationToken).ConfigureAwait(false) != PowerState.NoState)
+        {
+            await StopAsync(uuid, cancellationToken).ConfigureAwait(false);
+        }
+    }
 
     private async Task StopAsync(Guid uuid, CancellationToken cancellationToken)
     {
