@@ -225,6 +225,53 @@ public sealed class AgentImageCommandTests(QemuHost host)
     }
 
     [SkippableFact]
+    public async Task A_rebuild_that_libvirt_refuses_ends_in_error_with_the_old_disk_kept()
+    {
+        host.SkipIfUnavailable();
+        var scratch = RepositoryPaths.CreateScratch("agent-rebuild-fail");
+        var bogus = new Dictionary<string, ImageVariant> { ["no-such-machine"] = new(new Dictionary<string, string> { ["hw_machine_type"] = "pc-no-such-machine-9.9" }) };
+        await using var images = await ImageService.StartAsync(host.Guest, scratch, bogus);
+        await using var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["LibvirtUri"] = QemuHost.Uri,
+            ["ImageServiceUrl"] = images.Url,
+            ["GracefulStopTimeoutSeconds"] = "30",
+        }, scratch);
+        using var libvirt = LibvirtConnection.Open(QemuHost.Uri);
+        var uuid = Guid.NewGuid();
+        var directory = Path.Combine(scratch, "instances", uuid.ToString());
+        try
+        {
+            using var walk = new Walk(agent, libvirt, uuid);
+            await walk.SpawnAsync(images.ImageId);
+            await walk.BootedAsync(host.Guest.ReadyLine);
+            var oldDisk = await File.ReadAllBytesAsync(Path.Combine(directory, "disk"));
+
+            // An unknown image refuses at once, nothing changed.
+            var missing = await Assert.ThrowsAsync<RpcException>(() => agent.Client.RebuildAsync(new RebuildRequest { InstanceUuid = uuid.ToString(), ImageId = Guid.NewGuid().ToString() }).ResponseAsync);
+            Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+
+            await walk.ExpectAsync(
+                async () => (await agent.Client.RebuildAsync(new RebuildRequest { InstanceUuid = uuid.ToString(), ImageId = ImageService.IdOf("no-such-machine") })).Instance,
+                [(VmState.Active, TaskState.Rebuilding), (VmState.Active, TaskState.RebuildSpawning), (VmState.Error, TaskState.None)],
+                DomainState.Shutoff);
+            var failed = await agent.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() });
+            Assert.Contains("old root disk is kept at", failed.Fault.Message, StringComparison.Ordinal);
+            Assert.Equal(oldDisk, await File.ReadAllBytesAsync(Path.Combine(directory, "disk.pre-rebuild")));
+            Assert.Equal(images.ImageId, failed.ImageId);
+
+            // Delete still cleans everything up from ERROR.
+            await walk.ExpectAsync(async () => (await agent.Client.DeleteAsync(new InstanceRequest { InstanceUuid = uuid.ToString() })).Instance, [(VmState.Error, TaskState.Deleting), (VmState.Deleted, TaskState.None)], null);
+            Assert.False(Directory.Exists(directory));
+        }
+        finally
+        {
+            DomainCleanup.Remove(QemuHost.Uri, uuid);
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    [SkippableFact]
     public async Task The_reclaim_pass_deletes_soft_deleted_instances_past_the_interval_and_survives_a_restart()
     {
         host.SkipIfUnavailable();
