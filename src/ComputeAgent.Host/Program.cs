@@ -22,6 +22,7 @@ builder.Host.UseSystemd();
 builder.Services.Configure<AgentOptions>(builder.Configuration.GetSection(AgentOptions.Section));
 builder.Services.AddSingleton<AgentRuntime>();
 builder.Services.AddHostedService(s => s.GetRequiredService<AgentRuntime>());
+builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<RequestLedger>();
 builder.Services.AddHostedService<ImageCacheCleanup>();
 builder.Services.AddSingleton(s =>

@@ -95,4 +95,59 @@ public sealed class AgentLifecycleTests(QemuHost host)
         Assert.False(Directory.Exists(Path.Combine(scratch, "instances", uuid)));
         Assert.Empty((await agent.Client.ListInstancesAsync(new ListInstancesRequest())).Instances);
     }
+
+    [SkippableFact]
+    public async Task A_retried_request_id_gets_the_first_answer_even_after_an_agent_restart()
+    {
+        host.SkipIfUnavailable();
+        var scratch = RepositoryPaths.CreateScratch("agent-ledger");
+        await using var images = await ImageService.StartAsync(host.Guest, scratch);
+        var settings = new Dictionary<string, string> { ["LibvirtUri"] = QemuHost.Uri, ["ImageServiceUrl"] = images.Url };
+        var uuid = Guid.NewGuid().ToString();
+        try
+        {
+            var agent = await AgentProcess.StartAsync(settings, scratch);
+            var spawn = new SpawnRequest
+            {
+                RequestId = Guid.NewGuid().ToString(),
+                InstanceUuid = uuid,
+                Name = "ledger",
+                Flavor = new Flavor { Name = "m1.tiny", Vcpus = 1, RamMib = 256, RootGib = 1 },
+                ImageId = images.ImageId,
+                ProjectId = "p1",
+                UserId = "u1",
+            };
+            var first = await agent.Client.SpawnAsync(spawn);
+            Assert.Equal(VmState.Active, (await agent.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid }, deadline: DateTime.UtcNow.AddSeconds(120))).VmState);
+            var pause = new InstanceRequest { RequestId = Guid.NewGuid().ToString(), InstanceUuid = uuid };
+            var paused = await agent.Client.PauseAsync(pause);
+            Assert.Equal(VmState.Paused, (await agent.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid }, deadline: DateTime.UtcNow.AddSeconds(60))).VmState);
+
+            await agent.KillAsync();
+            await agent.DisposeAsync();
+            agent = await AgentProcess.StartAsync(settings, scratch);
+            await using (agent)
+            {
+                // The instance is ACTIVE-and-paused now; the retries still get their first answers
+                // (BUILDING / SCHEDULING, ACTIVE / PAUSING), and the pause is not tried again (a
+                // second pause of a PAUSED instance would be refused).
+                Assert.Equal(first, await agent.Client.SpawnAsync(spawn));
+                Assert.Equal(paused, await agent.Client.PauseAsync(pause));
+                Assert.Equal((VmState.Paused, TaskState.None), ((await agent.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid })).VmState, (await agent.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid })).TaskState));
+
+                // The same id for another kind of call is a mistake the caller must hear about.
+                var reused = await Assert.ThrowsAsync<RpcException>(() => agent.Client.SnapshotAsync(new SnapshotRequest { RequestId = pause.RequestId, InstanceUuid = uuid, Name = "x" }).ResponseAsync);
+                Assert.Equal(StatusCode.InvalidArgument, reused.StatusCode);
+                Assert.Contains("request id", reused.Status.Detail, StringComparison.Ordinal);
+
+                await agent.Client.DeleteAsync(new InstanceRequest { InstanceUuid = uuid });
+                await agent.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid, VmState = VmState.Deleted }, deadline: DateTime.UtcNow.AddSeconds(60));
+            }
+        }
+        finally
+        {
+            DomainCleanup.Remove(QemuHost.Uri, Guid.Parse(uuid));
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
 }

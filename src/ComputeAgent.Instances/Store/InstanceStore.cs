@@ -101,6 +101,14 @@ public sealed class InstanceStore : IAsyncDisposable
     public Task<int> PruneEventsBeforeAsync(long seq, CancellationToken cancellationToken = default) =>
         queries.PruneEventsBeforeAsync(seq, cancellationToken);
 
+    /// <summary>The answer remembered for <paramref name="requestId"/>: the method it answered and the serialized reply.</summary>
+    public Task<(string Method, byte[] Answer)?> FindAnswerAsync(string requestId, CancellationToken cancellationToken = default) =>
+        queries.FindAnswerAsync(requestId, cancellationToken);
+
+    /// <summary>Remembers the first answer to <paramref name="requestId"/>; answers older than <paramref name="keepAfter"/> are forgotten.</summary>
+    public Task RememberAnswerAsync(string requestId, string method, byte[] answer, DateTimeOffset now, DateTimeOffset keepAfter, CancellationToken cancellationToken = default) =>
+        queries.RememberAnswerAsync(requestId, method, answer, now, keepAfter, cancellationToken);
+
     internal Task<string> ReadPragmaAsync(string name, CancellationToken cancellationToken = default) =>
         queries.ReadPragmaAsync(name, cancellationToken);
 

@@ -62,6 +62,15 @@ internal static class Migrations
                 SELECT RAISE(ABORT, 'events are append-only');
             END;
             """),
+        new(2, "request ledger: the first answer to each request id, so a retry after an agent restart is not done twice", """
+            CREATE TABLE request_ledger (
+                request_id TEXT NOT NULL PRIMARY KEY,
+                method TEXT NOT NULL,
+                answer BLOB NOT NULL,
+                created_at TEXT NOT NULL
+            );
+            CREATE INDEX request_ledger_by_age ON request_ledger (created_at);
+            """),
     ];
 
     public static int Latest(IReadOnlyList<Migration> migrations) => migrations.Count == 0 ? 0 : migrations[^1].Version;

@@ -96,6 +96,36 @@ internal sealed class StoreQueries(StoreConnections connections)
         }
     }
 
+    public async Task<(string Method, byte[] Answer)?> FindAnswerAsync(string requestId, CancellationToken cancellationToken)
+    {
+        var rows = await QueryAsync(
+            "SELECT method, answer FROM request_ledger WHERE request_id = $id",
+            p => p.AddWithValue("$id", requestId),
+            r => (r.GetString(0), (byte[])r.GetValue(1)),
+            cancellationToken).ConfigureAwait(false);
+        return rows.Count == 0 ? null : rows[0];
+    }
+
+    /// <summary>Keeps the first answer (a second one for the same id is ignored) and forgets those older than <paramref name="keepAfter"/>.</summary>
+    public async Task RememberAnswerAsync(string requestId, string method, byte[] answer, DateTimeOffset now, DateTimeOffset keepAfter, CancellationToken cancellationToken)
+    {
+        var connection = await connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = """
+                INSERT OR IGNORE INTO request_ledger (request_id, method, answer, created_at) VALUES ($id, $method, $answer, $now);
+                DELETE FROM request_ledger WHERE created_at < $keep;
+                """;
+            command.Parameters.AddWithValue("$id", requestId);
+            command.Parameters.AddWithValue("$method", method);
+            command.Parameters.AddWithValue("$answer", answer);
+            command.Parameters.AddWithValue("$now", StoreText.Of(now));
+            command.Parameters.AddWithValue("$keep", StoreText.Of(keepAfter));
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Reads the store's own settings as a connection of it sees them (tests).</summary>
     public async Task<string> ReadPragmaAsync(string name, CancellationToken cancellationToken)
     {

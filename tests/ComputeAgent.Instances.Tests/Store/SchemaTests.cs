@@ -9,6 +9,8 @@ public sealed class SchemaTests : IDisposable
 
     public void Dispose() => database.Dispose();
 
+    private static readonly int Next = Migrations.Latest(Migrations.All) + 1;
+
     private static IReadOnlyList<Migration> With(params Migration[] later) => [.. Migrations.All, .. later];
 
     private long Version() => (long)TempDatabase.Scalar(database.Path, "SELECT MAX(version) FROM schema_version")!;
@@ -52,13 +54,13 @@ public sealed class SchemaTests : IDisposable
             await Changes.CreateAsync(store);
         }
 
-        await using (var upgraded = await InstanceStore.OpenAsync(database.Path, InstanceStoreOptions.Default, With(new Migration(2, "host column", "ALTER TABLE instances ADD COLUMN host TEXT")), CancellationToken.None))
+        await using (var upgraded = await InstanceStore.OpenAsync(database.Path, InstanceStoreOptions.Default, With(new Migration(Next, "host column", "ALTER TABLE instances ADD COLUMN host TEXT")), CancellationToken.None))
         {
-            Assert.Equal(2, upgraded.SchemaVersion);
+            Assert.Equal(Next, upgraded.SchemaVersion);
             Assert.Single(await upgraded.ListInstancesAsync(includeDeleted: false));
         }
 
-        Assert.Equal(2, Version());
+        Assert.Equal(Next, Version());
         Assert.Equal(0L, TempDatabase.Scalar(database.Path, "SELECT COUNT(host) FROM instances"));
     }
 
@@ -66,19 +68,19 @@ public sealed class SchemaTests : IDisposable
     public async Task A_failing_step_rolls_back_every_step_of_the_open()
     {
         await (await InstanceStore.OpenAsync(database.Path)).DisposeAsync();
-        var steps = With(new Migration(2, "good", "CREATE TABLE hosts (name TEXT)"), new Migration(3, "bad", "ALTER TABLE no_such_table ADD COLUMN x TEXT"));
+        var steps = With(new Migration(Next, "good", "CREATE TABLE hosts (name TEXT)"), new Migration(Next + 1, "bad", "ALTER TABLE no_such_table ADD COLUMN x TEXT"));
 
         var error = await Assert.ThrowsAsync<StoreSchemaException>(() => InstanceStore.OpenAsync(database.Path, InstanceStoreOptions.Default, steps, CancellationToken.None));
 
-        Assert.Contains("schema version 3 (bad)", error.Message, StringComparison.Ordinal);
-        Assert.Equal(1, Version());
+        Assert.Contains($"schema version {Next + 1} (bad)", error.Message, StringComparison.Ordinal);
+        Assert.Equal(Next - 1, Version());
         Assert.Equal(0, TableCount("hosts"));
     }
 
     [Fact]
     public async Task Migrations_out_of_order_are_a_programming_error()
     {
-        var steps = With(new Migration(3, "skips 2", "SELECT 1"));
+        var steps = With(new Migration(Next + 1, "skips one", "SELECT 1"));
 
         await Assert.ThrowsAsync<InvalidOperationException>(() => InstanceStore.OpenAsync(database.Path, InstanceStoreOptions.Default, steps, CancellationToken.None));
     }
