@@ -42,7 +42,8 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
 
             // The image's metadata decides the domain XML, so it is read (and the spec validated)
             // before the spawn is accepted; the bytes are fetched while the instance builds.
-            var image = await images.GetMetadataAsync(request.ImageId, token, context.CancellationToken).ConfigureAwait(false);
+            var glanceImage = await images.GetImageAsync(request.ImageId, token, context.CancellationToken).ConfigureAwait(false);
+            var image = glanceImage.Meta;
             var spec = new InstanceSpec
             {
                 Uuid = uuid,
@@ -53,7 +54,7 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
                 CreatedAt = DateTimeOffset.UtcNow,
                 Ports = request.Ports.Select((p, i) => ToPort(p, i)).ToList(),
             };
-            var record = await Engine.SpawnAsync(spec, ct => images.GetBaseImageAsync(request.ImageId, token, ct), context.CancellationToken).ConfigureAwait(false);
+            var record = await Engine.SpawnAsync(spec, ct => images.GetBaseImageAsync(glanceImage, token, ct), context.CancellationToken).ConfigureAwait(false);
             return Reply(record);
         });
 
@@ -95,8 +96,8 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
             }
 
             var token = string.IsNullOrEmpty(request.AuthToken) ? null : request.AuthToken;
-            var image = await images.GetMetadataAsync(request.ImageId, token, context.CancellationToken).ConfigureAwait(false);
-            var input = new CommandInput { Image = image, BaseImage = ct => images.GetBaseImageAsync(request.ImageId, token, ct) };
+            var image = await images.GetImageAsync(request.ImageId, token, context.CancellationToken).ConfigureAwait(false);
+            var input = new CommandInput { Image = image.Meta, BaseImage = ct => images.GetBaseImageAsync(image, token, ct) };
             return Reply(await Engine.SubmitAsync(uuid, Command.Rebuild, input, context.CancellationToken).ConfigureAwait(false));
         });
 

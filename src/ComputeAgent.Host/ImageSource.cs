@@ -18,15 +18,13 @@ public sealed class ImageSource
     /// <summary>The base-image cache, when an image service is configured.</summary>
     public ImageCache? Cache => cache;
 
-    public async Task<ImageMeta> GetMetadataAsync(string imageId, string? token, CancellationToken cancellationToken)
-    {
-        var image = await (glance ?? throw NotConfigured(imageId)).GetImageAsync(imageId, token, cancellationToken).ConfigureAwait(false);
-        return image.Meta;
-    }
+    /// <summary>The image's metadata and checksums from Glance (asked once: the cache reuses them on a miss).</summary>
+    public Task<GlanceImage> GetImageAsync(string imageId, string? token, CancellationToken cancellationToken) =>
+        (glance ?? throw NotConfigured(imageId)).GetImageAsync(imageId, token, cancellationToken);
 
-    public async Task<string> GetBaseImageAsync(string imageId, string? token, CancellationToken cancellationToken)
+    public async Task<string> GetBaseImageAsync(GlanceImage image, string? token, CancellationToken cancellationToken)
     {
-        var cached = await (cache ?? throw NotConfigured(imageId)).GetAsync(imageId, token, cancellationToken).ConfigureAwait(false);
+        var cached = await (cache ?? throw NotConfigured(image.Meta.Id)).GetAsync(image, token, cancellationToken).ConfigureAwait(false);
         return cached.Path;
     }
 

@@ -47,7 +47,17 @@ public sealed partial class ImageCache
     /// </summary>
     /// <param name="token">The caller's Keystone token for Glance; not needed when the image is cached.</param>
     /// <exception cref="ImageServiceException">The image could not be had; the message says why and what to do.</exception>
-    public async Task<CachedImage> GetAsync(string imageId, string? token, CancellationToken cancellationToken)
+    public Task<CachedImage> GetAsync(string imageId, string? token, CancellationToken cancellationToken) =>
+        GetAsync(imageId, known: null, token, cancellationToken);
+
+    /// <summary>As <see cref="GetAsync(string, string?, CancellationToken)"/>, with the image's metadata already read from Glance (not asked for again on a miss).</summary>
+    public Task<CachedImage> GetAsync(GlanceImage image, string? token, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        return GetAsync(image.Meta.Id, image, token, cancellationToken);
+    }
+
+    private async Task<CachedImage> GetAsync(string imageId, GlanceImage? known, string? token, CancellationToken cancellationToken)
     {
         ImageIds.Check(imageId);
         cancellationToken.ThrowIfCancellationRequested();
@@ -68,7 +78,7 @@ public sealed partial class ImageCache
             {
                 var started = flight = new Flight();
                 flights.Add(imageId, started);
-                started.Download = Task.Run(() => DownloadAsync(imageId, token, started), CancellationToken.None);
+                started.Download = Task.Run(() => DownloadAsync(imageId, known, token, started), CancellationToken.None);
             }
 
             flight.Waiters++;
@@ -154,13 +164,13 @@ public sealed partial class ImageCache
         return removed;
     }
 
-    private async Task<CachedImage> DownloadAsync(string imageId, string? token, Flight flight)
+    private async Task<CachedImage> DownloadAsync(string imageId, GlanceImage? known, string? token, Flight flight)
     {
         var cancellationToken = flight.Cancellation.Token;
         try
         {
             var started = Stopwatch.GetTimestamp();
-            var image = await glance.GetImageAsync(imageId, token, cancellationToken).ConfigureAwait(false);
+            var image = known ?? await glance.GetImageAsync(imageId, token, cancellationToken).ConfigureAwait(false);
             LogDownloading(imageId, image.Meta.DiskFormat, image.Size);
             var prepared = await builder.BuildAsync(image, token, cancellationToken).ConfigureAwait(false);
             var now = time.GetUtcNow();

@@ -50,6 +50,22 @@ public sealed class ImageCacheTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Metadata_the_caller_already_read_is_not_asked_for_again_on_a_miss()
+    {
+        var data = await images.Qcow2Async();
+        var image = glance.Add(new FakeImage { Id = TestImages.NewId(), Data = data });
+        var cache = images.Cache(glance, http);
+        var client = new GlanceClient(http, glance.Endpoint);
+
+        // What a spawn does: the metadata first (it decides the domain XML), then the bytes.
+        var known = await client.GetImageAsync(image.Id, FakeGlance.Token, CancellationToken.None);
+        var cached = await cache.GetAsync(known, FakeGlance.Token, CancellationToken.None);
+
+        Assert.Equal(TestImages.Sha512(data), TestImages.Sha512(cached.Path));
+        Assert.Equal((1, 1), (glance.MetadataHits(image.Id), glance.FileHits(image.Id)));
+    }
+
+    [Fact]
     public async Task A_raw_image_is_converted_to_a_qcow2_with_the_same_content()
     {
         var raw = TestImages.Raw();
