@@ -27,7 +27,7 @@ public sealed class ImageService : IAsyncDisposable
         var directory = Path.Combine(scratch, "images");
         System.IO.Directory.CreateDirectory(directory);
         File.Copy(guest.Disk, Path.Combine(directory, "test-guest.qcow2"));
-        var port = FreePort();
+        var port = TestController.FreePort();
         var startInfo = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in new[] { AgentProcess.Cli, "image-server", "--dir", directory, "--listen", $"127.0.0.1:{port}" })
         {
@@ -50,12 +50,5 @@ public sealed class ImageService : IAsyncDisposable
         process.Kill(entireProcessTree: true);
         await process.WaitForExitAsync();
         process.Dispose();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
