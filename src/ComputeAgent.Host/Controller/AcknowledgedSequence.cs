@@ -6,13 +6,14 @@ namespace ComputeAgent.Host.Controller;
 /// <summary>
 /// The last event-log sequence number the controller acknowledged, kept in
 /// StateDirectory/controller-ack so that an agent restart resends only what was not acknowledged.
-/// Acks arrive thousands a second; the file is rewritten (temporary file, fsync, rename) as often
-/// as the disk allows, each time with the newest value. A value lost in a crash only means a
+/// Acks arrive thousands a second; the file is rewritten (temporary file, fsync, rename) at most
+/// every 20 ms, each time with the newest value, and once more on stop. A value lost in a crash only means a
 /// resend, which the controller drops by sequence number.
 /// </summary>
 public sealed partial class AcknowledgedSequence : IAsyncDisposable
 {
     public const string FileName = "controller-ack";
+    private static readonly TimeSpan WriteInterval = TimeSpan.FromMilliseconds(20);
     private readonly string path;
     private readonly ILogger logger;
     private readonly Channel<bool> dirty = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
@@ -77,6 +78,9 @@ public sealed partial class AcknowledgedSequence : IAsyncDisposable
         {
             dirty.Reader.TryRead(out _);
             written = await WriteAsync(written).ConfigureAwait(false);
+
+            // At most one fsync per interval, however fast acks come; a crash costs a resend of less than that.
+            await Task.Delay(WriteInterval).ConfigureAwait(false);
         }
 
         await WriteAsync(written).ConfigureAwait(false);
