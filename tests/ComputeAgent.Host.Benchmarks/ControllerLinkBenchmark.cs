@@ -18,24 +18,15 @@ public static class ControllerLinkBenchmark
     {
         var guest = await TestGuest.LoadOrBuildAsync();
         var scratch = RepositoryPaths.CreateScratch("link-bench");
-        var pki = TestCertificates.Create(scratch);
-        var serverCertificate = pki.IssueServer("controller");
-        var agentCertificate = pki.IssueClient("agent");
-        var ledger = new ControllerLedger();
-        var port = TestController.FreePort();
+        var site = ControllerSite.Create(scratch);
+        var ledger = site.Ledger;
         await using var images = await ImageService.StartAsync(guest, scratch);
-        await using var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
+        await using var agent = await AgentProcess.StartAsync(site.AgentSettings(site.Port, 0.01, new Dictionary<string, string>
         {
             ["LibvirtUri"] = "test:///default",
             ["ImageServiceUrl"] = images.Url,
             ["MaxConcurrentBuilds"] = "20",
-            ["Controller:Address"] = $"https://127.0.0.1:{port}",
-            ["Controller:CertificatePath"] = agentCertificate.CertificatePath,
-            ["Controller:KeyPath"] = agentCertificate.KeyPath,
-            ["Controller:CaPath"] = pki.CaPath,
-            ["Controller:MinBackoffSeconds"] = "0.05",
-            ["Controller:MaxBackoffSeconds"] = "0.05",
-        }, scratch);
+        }), scratch);
         var client = agent.Client;
 
         // The controller is away: spawn, then pause / unpause every instance, all at once.
@@ -59,7 +50,7 @@ public static class ControllerLinkBenchmark
         var backlog = await LastSequenceAsync(client);
 
         var start = Stopwatch.StartNew();
-        await using (var controller = await TestController.StartAsync(pki, serverCertificate, ledger, port))
+        await using (var controller = await site.StartAsync())
         {
             await ledger.WaitForAsync(l => l.Highest >= backlog, TimeSpan.FromMinutes(5), "the backlog");
             var received = start.Elapsed;

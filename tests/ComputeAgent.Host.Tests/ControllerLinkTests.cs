@@ -16,28 +16,19 @@ public sealed class ControllerLinkTests
     public async Task Every_change_reaches_the_controller_in_order_across_controller_restart_agent_kill_and_a_cut_connection()
     {
         var scratch = RepositoryPaths.CreateScratch("controller-link");
-        var pki = TestCertificates.Create(scratch);
-        var controllerCertificate = pki.IssueServer("controller");
-        var agentCertificate = pki.IssueClient("agent-host-1");
-        var ledger = new ControllerLedger();
-        var controllerPort = TestController.FreePort();
-        var controller = await TestController.StartAsync(pki, controllerCertificate, ledger, controllerPort);
-        await using var proxy = new TcpProxy(controllerPort);
+        var site = ControllerSite.Create(scratch);
+        var ledger = site.Ledger;
+        var controller = await site.StartAsync();
+        await using var proxy = new TcpProxy(site.Port);
         var guest = await TestGuest.LoadOrBuildAsync();
         await using var images = await ImageService.StartAsync(guest, scratch);
-        var settings = new Dictionary<string, string>
+        var settings = site.AgentSettings(proxy.Port, 0.1, new Dictionary<string, string>
         {
             ["LibvirtUri"] = "test:///default",
             ["ImageServiceUrl"] = images.Url,
-            ["Controller:Address"] = $"https://127.0.0.1:{proxy.Port}",
-            ["Controller:CertificatePath"] = agentCertificate.CertificatePath,
-            ["Controller:KeyPath"] = agentCertificate.KeyPath,
-            ["Controller:CaPath"] = pki.CaPath,
             ["Controller:HostId"] = "host-1",
             ["Controller:ReportIntervalSeconds"] = "1",
-            ["Controller:MinBackoffSeconds"] = "0.1",
-            ["Controller:MaxBackoffSeconds"] = "0.5",
-        };
+        });
         var agent = await AgentProcess.StartAsync(settings, scratch);
         try
         {
@@ -64,7 +55,7 @@ public sealed class ControllerLinkTests
                 await WaitHealthAsync(health, "controller", HealthCheckResponse.Types.ServingStatus.NotServing);
                 Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest())).Status);
                 await Task.Delay(300); // changes pile up in the event log meanwhile
-                controller = await TestController.StartAsync(pki, controllerCertificate, ledger, controllerPort);
+                controller = await site.StartAsync();
                 await WaitHealthAsync(health, "controller", HealthCheckResponse.Types.ServingStatus.Serving);
                 var before = ledger.Highest;
                 await ledger.WaitForAsync(l => l.Highest >= before + 20, TimeSpan.FromSeconds(30), "changes after the controller's restart");

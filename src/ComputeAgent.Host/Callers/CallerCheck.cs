@@ -62,7 +62,19 @@ public sealed partial class CallerCheck : IMiddleware
         context.Response.StatusCode = StatusCodes.Status200OK;
         context.Response.ContentType = "application/grpc";
         context.Response.Headers["grpc-status"] = ((int)refusal.Code).ToString(CultureInfo.InvariantCulture);
-        context.Response.Headers["grpc-message"] = Uri.EscapeDataString(refusal.Message);
+        context.Response.Headers["grpc-message"] = PercentEncode(refusal.Message);
+    }
+
+    /// <summary>grpc-message's encoding: printable ASCII but '%' as is, every other UTF-8 byte as %XX.</summary>
+    internal static string PercentEncode(string message)
+    {
+        var text = new System.Text.StringBuilder(message.Length);
+        foreach (var b in System.Text.Encoding.UTF8.GetBytes(message))
+        {
+            text.Append(b is >= 0x20 and <= 0x7e and not (byte)'%' ? (char)b : $"%{b:X2}");
+        }
+
+        return text.ToString();
     }
 
     private Refusal? CheckUnixPeer(UnixPeer peer) =>
