@@ -1,7 +1,6 @@
 using System.Net.Security;
 using System.Reflection;
 using System.Security.Cryptography.X509Certificates;
-using System.Threading.Channels;
 using ComputeAgent.Api.V1;
 using ComputeAgent.Instances.Engine;
 using ComputeAgent.Instances.StateModel;
@@ -52,11 +51,14 @@ public sealed partial class ControllerLink(AgentRuntime runtime, HostInventory i
             }
             catch (RpcException ex)
             {
-                reason = $"{ex.StatusCode}: {ex.Status.Detail}";
+                // The transport's own words (refused, reset, certificate) are in the debug exception.
+                reason = ex.Status.DebugException is { } cause ? $"{ex.StatusCode}: {ex.Status.Detail} ({cause.Message})" : $"{ex.StatusCode}: {ex.Status.Detail}";
             }
-            catch (Exception ex) when (ex is IOException or InvalidOperationException or System.Security.Cryptography.CryptographicException or ChannelClosedException)
+#pragma warning disable CA1031 // whatever ended the session (TLS, certificate files, libvirt, the store), the link redials
+            catch (Exception ex)
+#pragma warning restore CA1031
             {
-                reason = ex.Message;
+                reason = $"{ex.GetType().Name}: {ex.Message}";
             }
 
             IsConnected = false;
@@ -88,9 +90,18 @@ public sealed partial class ControllerLink(AgentRuntime runtime, HostInventory i
                 {
                     ClientCertificates = [certificate],
                     RemoteCertificateValidationCallback = (_, server, _, errors) =>
-                        server is X509Certificate2 presented
-                        && (errors & SslPolicyErrors.RemoteCertificateNameMismatch) == 0
-                        && trust.Problem(presented) is null,
+                    {
+                        var problem = server is not X509Certificate2 presented ? "it presented no certificate"
+                            : trust.Problem(presented) is { } reason ? $"its certificate '{presented.Subject}' is refused: {reason}"
+                            : (errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0 ? $"its certificate '{presented.Subject}' does not name the host of {settings.Address}"
+                            : null;
+                        if (problem is not null)
+                        {
+                            LogControllerRefused(logger, settings.Address!, problem);
+                        }
+
+                        return problem is null;
+                    },
                 },
 
                 // A peer that vanished without a FIN (a cut cable, a dead NAT entry) is noticed by pings.
@@ -258,6 +269,9 @@ public sealed partial class ControllerLink(AgentRuntime runtime, HostInventory i
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Controller link down: {ControllerAddress}: {Reason}; acknowledged up to {Sequence}; redialling in {DelayMs} ms")]
     private static partial void LogLinkDown(ILogger logger, string controllerAddress, string reason, long sequence, int delayMs);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The controller at {ControllerAddress} is not trusted: {Problem}; check Agent:Controller:CaPath")]
+    private static partial void LogControllerRefused(ILogger logger, string controllerAddress, string problem);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The controller acknowledged sequence {Sequence} but only {Sent} was sent; counting the ack as {Sent}")]
     private static partial void LogAckBeyondSent(ILogger logger, long sequence, long sent);
