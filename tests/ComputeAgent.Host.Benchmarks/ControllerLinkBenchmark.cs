@@ -106,6 +106,13 @@ public static class ControllerLinkBenchmark
                 $"quiet, one command at a time, {quiet.Count} changes: commit to controller receipt p50 {P(quiet, 0.5):F2} ms, p99 {P(quiet, 0.99):F2} ms; pause / unpause call to the controller's receipt of its end p50 {P(calls, 0.5):F2} ms, p99 {P(calls, 0.99):F2} ms"));
         }
 
+        // What the agent logged about its link (the controller was away at first, then came).
+        var lines = agent.Output.Split('\n').Select(l => l.Trim()).ToList();
+        foreach (var line in new[] { "Controller link down", "Controller link up" }.Select(m => lines.FirstOrDefault(l => l.StartsWith(m, StringComparison.Ordinal))).OfType<string>())
+        {
+            Console.WriteLine("agent log: " + line);
+        }
+
         Directory.Delete(scratch, recursive: true);
         return 0;
     }
