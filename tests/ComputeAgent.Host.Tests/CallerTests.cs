@@ -76,6 +76,22 @@ public sealed class CallerTests
     }
 
     [Fact]
+    public async Task A_tcp_listener_without_its_certificates_or_a_controller_without_https_stops_the_start_naming_the_keys()
+    {
+        var (exitCode, output) = await AgentProcess.RunToExitAsync(new Dictionary<string, string>
+        {
+            ["TcpListen"] = "127.0.0.1:50051",
+            ["Controller:Address"] = "http://controller:8080",
+        });
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("Agent:Callers:ServerCertificatePath '' must name a readable PEM file: the TCP listener serves only mutual TLS", output, StringComparison.Ordinal);
+        Assert.Contains("Agent:Callers:ClientCaPath", output, StringComparison.Ordinal);
+        Assert.Contains("Agent:Controller:Address 'http://controller:8080' must be the controller's https:// URL", output, StringComparison.Ordinal);
+        Assert.Contains("Agent:Controller:CertificatePath", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_request_larger_than_the_maximum_is_refused_resource_exhausted_and_changes_nothing()
     {
         var agent = await AgentProcess.StartAsync(new Dictionary<string, string>

@@ -116,6 +116,35 @@ public sealed class ControllerLinkTests
         }
     }
 
+    [Fact]
+    public async Task A_controller_whose_certificate_another_ca_signed_is_never_reported_to_and_the_log_says_why()
+    {
+        var scratch = RepositoryPaths.CreateScratch("controller-untrusted");
+        var site = ControllerSite.Create(scratch);
+        var impostor = TestCertificates.Create(scratch, "impostor CA").IssueServer("controller");
+        var port = TestController.FreePort();
+        await using var controller = await TestController.StartAsync(site.Pki, impostor, site.Ledger, port);
+        var agent = await AgentProcess.StartAsync(site.AgentSettings(port, 0.1, new Dictionary<string, string> { ["LibvirtUri"] = "test:///default" }), scratch);
+        try
+        {
+            for (var i = 0; i < 300 && !agent.Output.Contains("is not trusted", StringComparison.Ordinal); i++)
+            {
+                await Task.Delay(100);
+            }
+
+            Assert.Contains($"The controller at https://127.0.0.1:{port} is not trusted: its certificate 'CN=controller' is refused: it is not signed by the configured CA", agent.Output, StringComparison.Ordinal);
+            Assert.Equal(0, site.Ledger.Streams);
+            Assert.Empty(site.Ledger.Hellos);
+            var health = await new Health.HealthClient(agent.Channel).CheckAsync(new HealthCheckRequest { Service = "controller" });
+            Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, health.Status);
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
     /// <summary>The agent's newest event-log sequence number (WatchInstances' snapshot carries it).</summary>
     private static async Task<long> LastSequenceAsync(AgentProcess agent)
     {
