@@ -145,6 +145,29 @@ public sealed class ControllerLinkTests
         }
     }
 
+    [Fact]
+    public async Task An_ack_file_ahead_of_the_event_log_sends_the_whole_log_again()
+    {
+        // As after agent.db was replaced: the ack file speaks of a log that is gone.
+        var scratch = RepositoryPaths.CreateScratch("controller-ack-ahead");
+        Directory.CreateDirectory(Path.Combine(scratch, "state"));
+        await File.WriteAllTextAsync(Path.Combine(scratch, "state", "controller-ack"), "999999\n");
+        var site = ControllerSite.Create(scratch);
+        await using var controller = await site.StartAsync();
+        var agent = await AgentProcess.StartAsync(site.AgentSettings(site.Port, 0.1, new Dictionary<string, string> { ["LibvirtUri"] = "test:///default" }), scratch);
+        try
+        {
+            await site.Ledger.WaitForAsync(l => l.Hellos.Count > 0, TimeSpan.FromSeconds(30), "a hello");
+            Assert.Equal(0, site.Ledger.Hellos[0].ResumeAfterSequence);
+            Assert.Contains("says the controller acknowledged up to 999999, but the event log ends at 0", agent.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
     /// <summary>The agent's newest event-log sequence number (WatchInstances' snapshot carries it).</summary>
     private static async Task<long> LastSequenceAsync(AgentProcess agent)
     {

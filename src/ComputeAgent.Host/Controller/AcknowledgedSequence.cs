@@ -30,7 +30,8 @@ public sealed partial class AcknowledgedSequence : IAsyncDisposable
 
     public long Value => Volatile.Read(ref value);
 
-    public static async Task<AcknowledgedSequence> LoadAsync(string stateDirectory, ILogger logger, CancellationToken cancellationToken)
+    /// <param name="lastSequence">The newest sequence number in the event log: an ack above it belongs to an older database.</param>
+    public static async Task<AcknowledgedSequence> LoadAsync(string stateDirectory, long lastSequence, ILogger logger, CancellationToken cancellationToken)
     {
         var path = Path.Combine(stateDirectory, FileName);
         long value = 0;
@@ -43,6 +44,13 @@ public sealed partial class AcknowledgedSequence : IAsyncDisposable
                 LogUnreadable(logger, path, text);
                 value = 0;
             }
+        }
+
+        if (value > lastSequence)
+        {
+            // agent.db was replaced and its sequence numbers started again: all of the new log is unsent.
+            LogAheadOfLog(logger, path, value, lastSequence);
+            value = 0;
         }
 
         return new AcknowledgedSequence(path, value, logger);
@@ -120,6 +128,9 @@ public sealed partial class AcknowledgedSequence : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Path} holds '{Text}', not a sequence number; every change in the event log will be resent to the controller")]
     private static partial void LogUnreadable(ILogger logger, string path, string text);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Path} says the controller acknowledged up to {Sequence}, but the event log ends at {LastSequence} (a new agent.db); sending the whole log again")]
+    private static partial void LogAheadOfLog(ILogger logger, string path, long sequence, long lastSequence);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Could not record the controller's ack {Sequence} in {Path}: {Reason}; after a restart changes from the previous record on are resent")]
     private static partial void LogWriteFailed(ILogger logger, string path, long sequence, string reason);

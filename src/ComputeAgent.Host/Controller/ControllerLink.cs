@@ -33,7 +33,8 @@ public sealed partial class ControllerLink(AgentRuntime runtime, HostInventory i
     {
         var engine = await runtime.Ready.WaitAsync(stoppingToken).ConfigureAwait(false);
         var store = runtime.Store ?? throw new AgentNotReadyException();
-        await using var acks = await AcknowledgedSequence.LoadAsync(runtime.Options.StateDirectory, logger, stoppingToken).ConfigureAwait(false);
+        var lastSequence = await store.LastSequenceAsync(stoppingToken).ConfigureAwait(false);
+        await using var acks = await AcknowledgedSequence.LoadAsync(runtime.Options.StateDirectory, lastSequence, logger, stoppingToken).ConfigureAwait(false);
         var backoff = new ReconnectBackoff(TimeSpan.FromSeconds(settings.MinBackoffSeconds), TimeSpan.FromSeconds(settings.MaxBackoffSeconds));
         while (!stoppingToken.IsCancellationRequested)
         {
