@@ -23,8 +23,13 @@ public sealed partial class ControllerLink(AgentRuntime runtime, HostInventory i
     private const int ReplayPage = 1000;
     private readonly ControllerLinkOptions settings = options.Value.Controller;
     private volatile string state = "not connected yet";
+    private volatile bool connected;
 
-    public bool IsConnected { get; private set; }
+    public bool IsConnected
+    {
+        get => connected;
+        private set => connected = value;
+    }
 
     /// <summary>In words, for the health service: connected, or why not.</summary>
     public string State => state;
@@ -152,15 +157,9 @@ public sealed partial class ControllerLink(AgentRuntime runtime, HostInventory i
         };
         var first = await Task.WhenAny(tasks).ConfigureAwait(false);
         await session.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await Task.WhenAll(tasks).ConfigureAwait(false);
-        }
-        catch (Exception) when (!first.IsFaulted)
-        {
-            // The others end cancelled once the first has ended; only the first's error says why.
-        }
 
+        // The others end cancelled once the first has ended; only the first's error says why.
+        await Task.WhenAll(tasks).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await first.ConfigureAwait(false);
 
         async Task WriteAsync(AgentMessage message)
