@@ -26,7 +26,7 @@ public sealed class AgentOptions
     /// <summary>The gRPC Unix socket for local operators (grpcurl -unix).</summary>
     public string UnixSocketPath { get; set; } = "/run/compute-agent/agent.sock";
 
-    /// <summary>Optional TCP listener, e.g. 127.0.0.1:50051 (mutual TLS comes with the controller link).</summary>
+    /// <summary>Optional TCP listener, e.g. 0.0.0.0:50051; mutual TLS only (see <see cref="Callers"/>).</summary>
     public string? TcpListen { get; set; }
 
     /// <summary>Glance v2 endpoint, e.g. http://glance.example:9292.</summary>
@@ -45,6 +45,10 @@ public sealed class AgentOptions
 
     /// <summary>Base images no instance has used for this long are removed from the cache.</summary>
     public int ImageCacheMaxUnusedHours { get; set; } = 24;
+
+    public Controller.ControllerLinkOptions Controller { get; set; } = new();
+
+    public Callers.CallerOptions Callers { get; set; } = new();
 
     public EngineOptions ToEngineOptions() => new()
     {
@@ -119,6 +123,8 @@ public sealed class AgentOptions
             errors.Add($"Agent:ImageCacheMaxUnusedHours {ImageCacheMaxUnusedHours} must be between 1 and 8760");
         }
 
+        errors.AddRange(Controller.Validate());
+        errors.AddRange(Callers.Validate(tcpListener: !string.IsNullOrEmpty(TcpListen)));
         return errors;
     }
 }

@@ -12,7 +12,7 @@ using States = ComputeAgent.Instances.StateModel;
 namespace ComputeAgent.Host;
 
 /// <summary>The gRPC API (proto/computeagent/v1): validates, hands the command to the engine, answers at once.</summary>
-public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledger, ImageSource images) : Api.V1.ComputeAgent.ComputeAgentBase
+public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledger, ImageSource images, HostInventory inventory) : Api.V1.ComputeAgent.ComputeAgentBase
 {
     private const int MaxPageSize = 1000;
     private const int MaxConsoleLines = 10_000;
@@ -270,43 +270,7 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
         }
     }
 
-    public override async Task<Api.V1.Host> GetHost(GetHostRequest request, ServerCallContext context)
-    {
-        var engine = Engine;
-        var session = runtime.Session ?? throw new AgentNotReadyException();
-        var connection = await session.GetConnectionAsync(context.CancellationToken).ConfigureAwait(false);
-        var host = await Task.Run(
-            () =>
-            {
-                var node = connection.GetNodeInfo();
-                var hv = connection.GetHypervisorVersion();
-                var lib = connection.GetLibVersion();
-                return new Api.V1.Host
-                {
-                    Hostname = connection.GetHostname(),
-                    HypervisorType = engine.Driver.Host.VirtType.ToString().ToUpperInvariant(),
-                    HypervisorVersion = LibvirtConnection.FormatVersion(hv),
-                    LibvirtVersion = LibvirtConnection.FormatVersion(lib),
-                    CpuModel = node.CpuModel,
-                    Cpus = node.Cpus,
-                    Sockets = node.Sockets,
-                    CoresPerSocket = node.Cores,
-                    ThreadsPerCore = node.Threads,
-                    NumaNodes = node.NumaNodes,
-                    MemoryMib = (long)(node.MemoryKiB / 1024),
-                    FreeMemoryMib = (long)(connection.GetFreeMemory() / 1024 / 1024),
-                    InstancesDiskFreeGib = new DriveInfo(runtime.Options.InstancesDirectory).AvailableFreeSpace / 1024 / 1024 / 1024,
-                };
-            }, context.CancellationToken).ConfigureAwait(false);
-        var instances = engine.List();
-        host.InstanceCount = instances.Count;
-        foreach (var group in instances.GroupBy(r => r.VmState.ToApi().ToString()))
-        {
-            host.InstancesByVmState[group.Key] = group.Count();
-        }
-
-        return host;
-    }
+    public override Task<Api.V1.Host> GetHost(GetHostRequest request, ServerCallContext context) => inventory.ReadHostAsync(context.CancellationToken);
 
     public override async Task<ConsoleOutput> GetConsoleOutput(GetConsoleOutputRequest request, ServerCallContext context)
     {

@@ -1,4 +1,5 @@
 using ComputeAgent.Host;
+using ComputeAgent.Host.Callers;
 using ComputeAgent.Instances.Images;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
@@ -40,6 +41,8 @@ builder.Services.AddSingleton(s =>
 builder.Services.AddGrpc(o => o.Interceptors.Add<ErrorMapping>());
 builder.Services.AddGrpcReflection();
 builder.Services.AddGrpcHealthChecks(o => o.UseHealthChecksCache = false).AddCheck<AgentHealth>("agent");
+builder.Services.AddCallerChecks(options);
+builder.Services.AddControllerLink(options);
 
 Directory.CreateDirectory(Path.GetDirectoryName(options.UnixSocketPath)!);
 if (File.Exists(options.UnixSocketPath))
@@ -49,14 +52,15 @@ if (File.Exists(options.UnixSocketPath))
 
 builder.WebHost.ConfigureKestrel(kestrel =>
 {
-    kestrel.ListenUnixSocket(options.UnixSocketPath, l => l.Protocols = HttpProtocols.Http2);
+    kestrel.ListenUnixSocket(options.UnixSocketPath, l => l.UseUnixPeerCredentials());
     if (!string.IsNullOrEmpty(options.TcpListen))
     {
-        kestrel.Listen(System.Net.IPEndPoint.Parse(options.TcpListen), l => l.Protocols = HttpProtocols.Http2);
+        kestrel.Listen(System.Net.IPEndPoint.Parse(options.TcpListen), l => l.UseMutualTls(options.Callers));
     }
 });
 
 var app = builder.Build();
+app.UseMiddleware<CallerCheck>();
 app.MapGrpcService<ComputeAgentService>();
 app.MapGrpcReflectionService();
 app.MapGrpcHealthChecksService();

@@ -178,7 +178,7 @@ public sealed partial class LibvirtSession : IAsyncDisposable
 
     private async Task OpenWithBackoffAsync(bool isReconnect, CancellationToken cancellationToken)
     {
-        var delay = options.ReconnectMinDelay;
+        var backoff = new ReconnectBackoff(options.ReconnectMinDelay, options.ReconnectMaxDelay);
         for (var attempt = 1; ; attempt++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -194,9 +194,8 @@ public sealed partial class LibvirtSession : IAsyncDisposable
             catch (LibvirtException ex)
             {
                 connection?.Dispose();
-                LogConnectFailed(logger, options.Uri, attempt, ex.LibvirtMessage, (int)delay.TotalMilliseconds);
-                await Task.Delay(Jitter(delay), cancellationToken).ConfigureAwait(false);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, options.ReconnectMaxDelay.Ticks));
+                LogConnectFailed(logger, options.Uri, attempt, ex.LibvirtMessage, (int)backoff.Current.TotalMilliseconds);
+                await Task.Delay(backoff.Next(), cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
@@ -222,9 +221,6 @@ public sealed partial class LibvirtSession : IAsyncDisposable
             return;
         }
     }
-
-    private static TimeSpan Jitter(TimeSpan delay) =>
-        TimeSpan.FromTicks((long)(delay.Ticks * (0.8 + (0.4 * Random.Shared.NextDouble()))));
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Lost the libvirt connection to {LibvirtUri} ({Reason}); reconnecting")]
     private static partial void LogLost(ILogger logger, string libvirtUri, string reason);

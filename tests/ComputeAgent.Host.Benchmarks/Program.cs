@@ -10,6 +10,14 @@ using ComputeAgent.Testing;
 // libvirt's test:///default (no guest boots: what is measured is the agent, not QEMU), a real
 // HTTP image service, the gRPC client over the Unix socket. Each agent figure is set against the
 // same libvirt calls made directly in this process.
+if (args is ["--controller", ..])
+{
+    // dotnet run -- --controller [INSTANCES] [ROUNDS]: the controller link's throughput and latency.
+    return await ComputeAgent.Host.Benchmarks.ControllerLinkBenchmark.RunAsync(
+        args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 200,
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 25);
+}
+
 var instances = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 1000;
 var guest = await TestGuest.LoadOrBuildAsync();
 var scratch = RepositoryPaths.CreateScratch("agent-bench");
@@ -182,11 +190,7 @@ Console.WriteLine($"agent RSS: {rssIdle / 1024} MiB idle, {rssFull / 1024} MiB w
 Directory.Delete(scratch, recursive: true);
 return 0;
 
-static double P(IEnumerable<double> values, double q)
-{
-    var sorted = values.Order().ToList();
-    return sorted[(int)Math.Clamp(Math.Ceiling(q * sorted.Count) - 1, 0, sorted.Count - 1)];
-}
+static double P(IEnumerable<double> values, double q) => ComputeAgent.Host.Benchmarks.ControllerLinkBenchmark.P(values, q);
 
 static string Row(string name, List<double> agent, List<double> direct) =>
     string.Create(CultureInfo.InvariantCulture, $"{name,-40} {P(agent, 0.5),8:F2}ms {P(agent, 0.95),8:F2}ms {P(direct, 0.5),9:F2}ms {P(agent, 0.5) - P(direct, 0.5),11:F2}ms");

@@ -42,7 +42,7 @@ public sealed class ImageService : IAsyncDisposable
             await File.WriteAllTextAsync(Path.Combine(directory, $"{name}.properties.json"), System.Text.Json.JsonSerializer.Serialize(variant.Properties));
         }
 
-        var port = FreePort();
+        var port = TestController.FreePort();
         var startInfo = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in new[] { AgentProcess.Cli, "image-server", "--dir", directory, "--listen", $"127.0.0.1:{port}" })
         {
@@ -69,12 +69,5 @@ public sealed class ImageService : IAsyncDisposable
         process.Kill(entireProcessTree: true);
         await process.WaitForExitAsync();
         process.Dispose();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

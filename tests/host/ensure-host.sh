@@ -13,6 +13,7 @@ packages=(
   libxml2-utils
   cpio syslinux syslinux-common mtools dosfstools fdisk
   procps iproute2 ovmf
+  curl util-linux # the caller tests: curl speaks gRPC over the socket as another uid (setpriv)
 )
 
 missing=()

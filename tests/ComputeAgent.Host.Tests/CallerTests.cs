@@ -1,0 +1,268 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using ComputeAgent.Api.V1;
+using ComputeAgent.Testing;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Xunit;
+
+namespace ComputeAgent.Host.Tests;
+
+/// <summary>Who may call the agent: mutual TLS on TCP, peer credentials on the socket, the bearer token, the size limit.</summary>
+public sealed class CallerTests
+{
+    private static readonly SpawnRequest Spawn = new()
+    {
+        InstanceUuid = "3f2c8a6e-0d1b-4c1e-9a52-7b6f1e0c2d4a",
+        Name = "refused",
+        ProjectId = "p",
+        UserId = "u",
+        ImageId = "0f5ba35c-5e03-e872-03fb-3f9e6e669330",
+        Flavor = new Flavor { Name = "m1.tiny", Vcpus = 1, RamMib = 128, RootGib = 1 },
+    };
+
+    [Fact]
+    public async Task On_tcp_only_a_valid_certificate_of_the_configured_ca_with_an_allowed_subject_may_call()
+    {
+        var scratch = RepositoryPaths.CreateScratch("callers-tls");
+        var pki = TestCertificates.Create(scratch);
+        var otherCa = TestCertificates.Create(scratch, "other CA");
+        var server = pki.IssueServer("agent");
+        var port = TestController.FreePort();
+        var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["LibvirtUri"] = "test:///default",
+            ["TcpListen"] = $"127.0.0.1:{port}",
+            ["Callers:ServerCertificatePath"] = server.CertificatePath,
+            ["Callers:ServerKeyPath"] = server.KeyPath,
+            ["Callers:ClientCaPath"] = pki.CaPath,
+            ["Callers:AllowedSubjects:0"] = "CN=controller",
+        }, scratch);
+        try
+        {
+            var refusals = new (PemPair? Client, StatusCode Code, string Says)[]
+            {
+                (null, StatusCode.Unauthenticated, "no client certificate"),
+                (otherCa.IssueClient("controller"), StatusCode.Unauthenticated, "not signed by the configured CA"),
+                (pki.IssueClient("controller", DateTimeOffset.UtcNow.AddDays(-10), DateTimeOffset.UtcNow.AddDays(-1)), StatusCode.Unauthenticated, "outside its validity"),
+                (pki.IssueClient("intruder"), StatusCode.PermissionDenied, "CN=intruder"),
+            };
+            foreach (var (client, code, says) in refusals)
+            {
+                using var channel = TlsChannel(port, pki, client);
+                var api = new Api.V1.ComputeAgent.ComputeAgentClient(channel);
+                var refused = await Assert.ThrowsAsync<RpcException>(() => api.SpawnAsync(Spawn).ResponseAsync);
+                Assert.Equal(code, refused.StatusCode);
+                Assert.Contains(says, refused.Status.Detail, StringComparison.Ordinal);
+                Assert.Contains("Refused /computeagent.v1.ComputeAgent/Spawn from 127.0.0.1:", agent.Output, StringComparison.Ordinal);
+            }
+
+            // The allowed controller gets through; nothing the refused calls asked for was done.
+            using var good = TlsChannel(port, pki, pki.IssueClient("controller"));
+            var allowed = new Api.V1.ComputeAgent.ComputeAgentClient(good);
+            Assert.Equal(16, (await allowed.GetHostAsync(new GetHostRequest())).Cpus);
+            Assert.Empty((await allowed.ListInstancesAsync(new ListInstancesRequest())).Instances);
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_tcp_listener_without_its_certificates_or_a_controller_without_https_stops_the_start_naming_the_keys()
+    {
+        var (exitCode, output) = await AgentProcess.RunToExitAsync(new Dictionary<string, string>
+        {
+            ["TcpListen"] = "127.0.0.1:50051",
+            ["Controller:Address"] = "http://controller:8080",
+        });
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("Agent:Callers:ServerCertificatePath '' must name a readable PEM file: the TCP listener serves only mutual TLS", output, StringComparison.Ordinal);
+        Assert.Contains("Agent:Callers:ClientCaPath", output, StringComparison.Ordinal);
+        Assert.Contains("Agent:Controller:Address 'http://controller:8080' must be the controller's https:// URL", output, StringComparison.Ordinal);
+        Assert.Contains("Agent:Controller:CertificatePath", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_request_larger_than_the_maximum_is_refused_resource_exhausted_and_changes_nothing()
+    {
+        var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["LibvirtUri"] = "test:///default",
+            ["Callers:MaxRequestBytes"] = "4096",
+        });
+        try
+        {
+            var large = Spawn.Clone();
+            large.Name = new string('x', 8192);
+            var refused = await Assert.ThrowsAsync<RpcException>(() => agent.Client.SpawnAsync(large).ResponseAsync);
+            Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+            Assert.Empty((await agent.Client.ListInstancesAsync(new ListInstancesRequest())).Instances);
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            Directory.Delete(agent.Scratch, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task With_a_token_file_only_calls_carrying_that_token_get_through_and_health_needs_none()
+    {
+        var scratch = RepositoryPaths.CreateScratch("callers-token");
+        var tokenFile = Path.Combine(scratch, "token");
+        await File.WriteAllTextAsync(tokenFile, "s3cret-token\n");
+        var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["LibvirtUri"] = "test:///default",
+            ["Callers:TokenFile"] = tokenFile,
+        }, scratch);
+        try
+        {
+            var missing = await Assert.ThrowsAsync<RpcException>(() => agent.Client.GetHostAsync(new GetHostRequest()).ResponseAsync);
+            Assert.Equal(StatusCode.Unauthenticated, missing.StatusCode);
+            Assert.Contains("requires a bearer token", missing.Status.Detail, StringComparison.Ordinal);
+
+            var wrong = await Assert.ThrowsAsync<RpcException>(() => agent.Client.GetHostAsync(new GetHostRequest(), new Metadata { { "authorization", "Bearer guess" } }).ResponseAsync);
+            Assert.Equal(StatusCode.Unauthenticated, wrong.StatusCode);
+
+            Assert.Equal(16, (await agent.Client.GetHostAsync(new GetHostRequest(), new Metadata { { "authorization", "Bearer s3cret-token" } })).Cpus);
+            Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await new Health.HealthClient(agent.Channel).CheckAsync(new HealthCheckRequest())).Status);
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task With_keystone_a_token_it_validates_gets_through_and_is_asked_about_once_within_the_cache_time()
+    {
+        // Keystone's token validation API as the agent uses it (GET /v3/auth/tokens, X-Auth-Token
+        // the agent's own, X-Subject-Token the caller's); a real Keystone needs a database and a WSGI server.
+        var scratch = RepositoryPaths.CreateScratch("callers-keystone");
+        var asked = 0;
+        var keystonePort = TestController.FreePort();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls($"http://127.0.0.1:{keystonePort}");
+        await using var keystone = builder.Build();
+        keystone.MapGet("/v3/auth/tokens", (HttpRequest request) =>
+        {
+            Interlocked.Increment(ref asked);
+            return request.Headers["X-Auth-Token"] != "agent-service-token" ? Results.StatusCode(401)
+                : request.Headers["X-Subject-Token"] == "user-token" ? Results.Json(new { token = new { expires_at = DateTime.UtcNow.AddHours(1).ToString("O") } })
+                : Results.NotFound();
+        });
+        await keystone.StartAsync();
+        var serviceToken = Path.Combine(scratch, "service-token");
+        await File.WriteAllTextAsync(serviceToken, "agent-service-token\n");
+        var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["LibvirtUri"] = "test:///default",
+            ["Callers:KeystoneUrl"] = $"http://127.0.0.1:{keystonePort}",
+            ["Callers:KeystoneServiceTokenFile"] = serviceToken,
+        }, scratch);
+        try
+        {
+            var unknown = await Assert.ThrowsAsync<RpcException>(() => agent.Client.GetHostAsync(new GetHostRequest(), new Metadata { { "x-auth-token", "stolen" } }).ResponseAsync);
+            Assert.Equal(StatusCode.Unauthenticated, unknown.StatusCode);
+            Assert.Contains("Keystone does not accept the bearer token", unknown.Status.Detail, StringComparison.Ordinal);
+
+            var good = new Metadata { { "authorization", "Bearer user-token" } };
+            Assert.Equal(16, (await agent.Client.GetHostAsync(new GetHostRequest(), good)).Cpus);
+            var afterFirst = asked;
+            Assert.Equal(16, (await agent.Client.GetHostAsync(new GetHostRequest(), good)).Cpus);
+            Assert.Equal(afterFirst, asked);
+
+            // Keystone gone: a token not in the cache cannot be checked, and the caller is told to retry.
+            await keystone.StopAsync();
+            var down = await Assert.ThrowsAsync<RpcException>(() => agent.Client.GetHostAsync(new GetHostRequest(), new Metadata { { "x-auth-token", "another" } }).ResponseAsync);
+            Assert.Equal(StatusCode.Unavailable, down.StatusCode);
+            Assert.Contains("retry later", down.Status.Detail, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    [SkippableFact]
+    public async Task On_the_unix_socket_a_uid_outside_the_socket_group_is_refused_and_a_member_gets_through()
+    {
+        Skip.IfNot(Environment.UserName == "root", "SKIP: calling as another uid (setpriv) needs root");
+        var group = "daemon"; // gid 1 on Debian; stands in for compute-agent
+        var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["LibvirtUri"] = "test:///default",
+            ["Callers:SocketGroup"] = group,
+        });
+        try
+        {
+            // uid nobody with gid root may open the 0660 root:root socket, so the agent's own check decides.
+            var outsider = await CurlAsAsync(agent.SocketPath, "--groups=0");
+            Assert.Contains("grpc-status: 7", outsider, StringComparison.Ordinal);
+            Assert.Contains("uid 65534 may not call this agent", Uri.UnescapeDataString(outsider), StringComparison.Ordinal);
+            Assert.Contains("Refused /computeagent.v1.ComputeAgent/GetHost from unix:pid=", agent.Output, StringComparison.Ordinal);
+
+            // A member gets GetHost's answer: a message frame of more than its 5-byte header.
+            var member = await CurlAsAsync(agent.SocketPath, "--groups=0,1");
+            Assert.DoesNotContain("grpc-status: 7", member, StringComparison.Ordinal);
+            var bytes = int.Parse(member[(member.LastIndexOf("bytes=", StringComparison.Ordinal) + 6)..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(bytes > 5, member);
+        }
+        finally
+        {
+            await agent.DisposeAsync();
+            Directory.Delete(agent.Scratch, recursive: true);
+        }
+    }
+
+    /// <summary>GetHost as uid 65534 (gid 0), speaking gRPC over HTTP/2 with curl; returns headers and trailers.</summary>
+    private static async Task<string> CurlAsAsync(string socket, string groups)
+    {
+        // One gRPC frame holding the empty GetHostRequest: no compression, length 0.
+        var request = Path.Combine(Path.GetDirectoryName(socket)!, "get-host.grpc");
+        await File.WriteAllBytesAsync(request, new byte[5]);
+        var result = await ProcessRunner.RunAsync("setpriv", [
+            "--reuid=65534", "--regid=0", groups, "--",
+            "curl", "-sS", "--http2-prior-knowledge", "--unix-socket", socket, "-D", "-", "-o", "/dev/null", "-w", "\nbytes=%{size_download}\n",
+            "-H", "content-type: application/grpc", "-H", "te: trailers", "--data-binary", "@" + request,
+            "http://agent/computeagent.v1.ComputeAgent/GetHost"], TimeSpan.FromSeconds(30));
+        return result.StandardOutput + result.StandardError;
+    }
+
+    private static GrpcChannel TlsChannel(int port, TestCertificates pki, PemPair? client)
+    {
+        var options = new SslClientAuthenticationOptions
+        {
+            RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+            {
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(pki.Authority);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return certificate is X509Certificate2 presented && chain.Build(presented);
+            },
+        };
+        if (client is not null)
+        {
+            options.ClientCertificates = [client.Load()];
+        }
+
+        return GrpcChannel.ForAddress($"https://127.0.0.1:{port}", new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler { SslOptions = options },
+        });
+    }
+}
