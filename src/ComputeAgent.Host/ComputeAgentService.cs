@@ -52,6 +52,7 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
                 Owner = new InstanceOwner(request.ProjectId, request.UserId),
                 CreatedAt = DateTimeOffset.UtcNow,
                 Ports = request.Ports.Select((p, i) => ToPort(p, i)).ToList(),
+                Guest = request.ToGuestData(),
             };
             var record = await Engine.SpawnAsync(spec, ct => images.GetBaseImageAsync(request.ImageId, token, ct), context.CancellationToken).ConfigureAwait(false);
             return Reply(record);
@@ -301,6 +302,8 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
             BridgeName = string.IsNullOrEmpty(port.Bridge) ? null : port.Bridge,
             Mtu = port.Mtu == 0 ? null : port.Mtu,
             Model = string.IsNullOrEmpty(port.Model) ? null : ImageProperties.ParseVifModel(field + ".model", port.Model),
+            FixedIps = port.FixedIps.Select(ip => new PortAddress(ip.Cidr, string.IsNullOrEmpty(ip.Gateway) ? null : ip.Gateway)).ToList(),
+            DnsNameservers = [.. port.DnsNameservers],
         };
     }
 

@@ -90,6 +90,7 @@ internal sealed record GuestConfig
         var image = spec.Image ?? throw new InvalidInstanceSpecException("image", null, "an image");
         flavor.Validate();
         image.Validate();
+        (spec.Guest ?? throw new InvalidInstanceSpecException("guest", null, "the guest's boot data (may be empty)")).Validate();
         var specs = FlavorExtraSpecs.Parse(flavor.ExtraSpecs);
         var props = ImageProperties.Parse(image.Properties);
 

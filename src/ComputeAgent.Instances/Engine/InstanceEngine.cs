@@ -90,7 +90,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(baseImage);
-        spec = driver.WithLocalRootDisk(spec);
+        spec = driver.WithConfigDrive(driver.WithLocalRootDisk(spec));
         _ = builder.Build(spec);
 
         var slot = slots.GetOrAdd(spec.Uuid, uuid => StartSlot(new InstanceSlot(uuid, null)));
