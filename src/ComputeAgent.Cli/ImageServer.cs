@@ -9,18 +9,24 @@ using System.Text;
 namespace ComputeAgent.Cli;
 
 /// <summary>
-/// A Glance v2 subset over a folder of disk images, for a host with no image service at hand (a
-/// lab, the main job, the tests): GET /v2/images/{id} and GET /v2/images/{id}/file. Each file's
-/// image id is a UUID derived from its name, printed at start.
+/// A Glance v2 subset over a folder of images, for a host with no image service at hand (a lab,
+/// the main job, the tests): GET /v2/images/{id} and GET /v2/images/{id}/file. The file's
+/// extension is its disk_format (qcow2, raw, iso; aki / ari for a kernel / ramdisk). Each image id
+/// is a UUID derived from its name, printed at start, unless a sidecar FILE.json says otherwise:
+/// {"id": "...", "properties": {"kernel_id": "...", "os_command_line": "..."}}.
 /// </summary>
 internal static class ImageServer
 {
     public static async Task<int> RunAsync(string directory, string listen, CancellationToken cancellationToken)
     {
-        var images = Directory.EnumerateFiles(directory, "*.qcow2").Select(Describe).ToDictionary(i => i.Id, StringComparer.Ordinal);
+        var images = Directory.EnumerateFiles(directory)
+            .Where(f => DiskFormats.Contains(Path.GetExtension(f).TrimStart('.')))
+            .Order(StringComparer.Ordinal)
+            .Select(Describe)
+            .ToDictionary(i => i.Id, StringComparer.Ordinal);
         if (images.Count == 0)
         {
-            await Console.Error.WriteLineAsync($"no *.qcow2 images in {directory}");
+            await Console.Error.WriteLineAsync($"no images ({string.Join(", ", DiskFormats.Select(f => "*." + f))}) in {directory}");
             return 1;
         }
 
@@ -41,25 +47,38 @@ internal static class ImageServer
         return 0;
     }
 
+    private static readonly string[] DiskFormats = ["qcow2", "raw", "iso", "aki", "ari"];
+
+    private static readonly System.Text.Json.JsonSerializerOptions SidecarJson = new() { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower };
+
     private sealed record Image(string Id, string Path, long Size, string Json);
+
+    private sealed record Sidecar(string? Id, Dictionary<string, string>? Properties);
 
 #pragma warning disable CA5351 // Glance's "checksum" is MD5 by definition; the agent checks the SHA-512 first
     private static Image Describe(string path)
     {
         var name = System.IO.Path.GetFileNameWithoutExtension(path);
-        var id = new Guid(MD5.HashData(Encoding.UTF8.GetBytes(name))).ToString();
+        var format = System.IO.Path.GetExtension(path).TrimStart('.');
+        var sidecar = File.Exists(path + ".json")
+            ? System.Text.Json.JsonSerializer.Deserialize<Sidecar>(File.ReadAllText(path + ".json"), SidecarJson)
+            : null;
+        var id = sidecar?.Id ?? new Guid(MD5.HashData(Encoding.UTF8.GetBytes(name))).ToString();
         using var stream = File.OpenRead(path);
         var sha512 = Convert.ToHexStringLower(SHA512.HashData(stream));
         stream.Position = 0;
         var md5 = Convert.ToHexStringLower(MD5.HashData(stream));
-        var size = new FileInfo(path).Length;
-        var json = System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
+        // A symlinked image (the tests link cached builds): the size is the target's, not the link's.
+        var size = new FileInfo(File.ResolveLinkTarget(path, returnFinalTarget: true)?.FullName ?? path).Length;
+        // Glance's image properties are top-level members of the image.
+        var fields = (sidecar?.Properties ?? []).ToDictionary(p => p.Key, p => (object)p.Value, StringComparer.Ordinal);
+        var json = System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>(fields)
         {
             ["id"] = id,
             ["name"] = name,
             ["status"] = "active",
-            ["disk_format"] = "qcow2",
-            ["container_format"] = "bare",
+            ["disk_format"] = format,
+            ["container_format"] = format is "aki" or "ari" ? format : "bare",
             ["size"] = size,
             ["checksum"] = md5,
             ["os_hash_algo"] = "sha512",

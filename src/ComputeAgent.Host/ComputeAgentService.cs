@@ -53,8 +53,9 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
                 CreatedAt = DateTimeOffset.UtcNow,
                 Ports = request.Ports.Select((p, i) => ToPort(p, i)).ToList(),
                 Guest = request.ToGuestData(),
+                KernelBoot = images.KernelBootFor(image),
             };
-            var record = await Engine.SpawnAsync(spec, ct => images.GetBaseImageAsync(request.ImageId, token, ct), context.CancellationToken).ConfigureAwait(false);
+            var record = await Engine.SpawnAsync(spec, ct => images.GetBaseImageAsync(image, token, ct), context.CancellationToken).ConfigureAwait(false);
             return Reply(record);
         });
 

@@ -24,10 +24,62 @@ public sealed class ImageSource
         return image.Meta;
     }
 
-    public async Task<string> GetBaseImageAsync(string imageId, string? token, CancellationToken cancellationToken)
+    /// <summary>
+    /// Where the kernel and ramdisk of an image with kernel_id / ramdisk_id will be in the cache
+    /// (fetched by <see cref="GetBaseImageAsync"/> while the instance builds); null without kernel_id.
+    /// </summary>
+    public KernelBoot? KernelBootFor(ImageMeta image)
     {
-        var cached = await (cache ?? throw NotConfigured(imageId)).GetAsync(imageId, token, cancellationToken).ConfigureAwait(false);
+        ArgumentNullException.ThrowIfNull(image);
+        var properties = ImageProperties.Parse(image.Properties);
+        if (properties.KernelId is not { } kernel)
+        {
+            return null;
+        }
+
+        var images = cache ?? throw NotConfigured(image.Id);
+        return new KernelBoot(
+            CachePath(images, kernel, "kernel_id"),
+            properties.RamdiskId is { } ramdisk ? CachePath(images, ramdisk, "ramdisk_id") : null);
+    }
+
+    /// <summary>The base image's local path; the kernel and ramdisk an image names are fetched first (Nova's direct kernel boot).</summary>
+    public async Task<string> GetBaseImageAsync(ImageMeta image, string? token, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        var images = cache ?? throw NotConfigured(image.Id);
+        var properties = ImageProperties.Parse(image.Properties);
+        foreach (var (id, format, property) in new[] { (properties.KernelId, "aki", "kernel_id"), (properties.RamdiskId, "ari", "ramdisk_id") })
+        {
+            if (id is null)
+            {
+                continue;
+            }
+
+            var file = await images.GetAsync(id, token, cancellationToken).ConfigureAwait(false);
+            if (file.Meta.DiskFormat != format)
+            {
+                throw new ImageServiceException(
+                    ImageServiceErrorKind.UnsupportedFormat,
+                    id,
+                    $"image {image.Id} names it as its {property}, but its disk_format is '{file.Meta.DiskFormat}', not '{format}'; upload the {property[..^3]} with disk_format {format}");
+            }
+        }
+
+        var cached = await images.GetAsync(image.Id, token, cancellationToken).ConfigureAwait(false);
         return cached.Path;
+    }
+
+    private static string CachePath(ImageCache images, string imageId, string property)
+    {
+        try
+        {
+            return images.PathOf(imageId);
+        }
+        catch (ArgumentException)
+        {
+            throw new InvalidInstanceSpecException($"image.properties[{property}]", imageId, "a Glance image id (letters, digits, '-' and '_')");
+        }
     }
 
     private static ImageServiceException NotConfigured(string imageId) =>

@@ -100,6 +100,9 @@ public sealed class ConfigDriveGuestTests(QemuHost host)
         await agent.Client.DeleteAsync(new InstanceRequest { InstanceUuid = uuid.ToString() });
         await agent.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString() }, deadline: DateTime.UtcNow + Bound);
         Assert.False(Directory.Exists(instanceDir));
+        await agent.DisposeAsync();
+        await images.DisposeAsync();
+        Directory.Delete(scratch, recursive: true);
     }
 
     [SkippableFact]
@@ -146,6 +149,9 @@ public sealed class ConfigDriveGuestTests(QemuHost host)
         }
 
         Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(scratch, "instances")));
+        await agent.DisposeAsync();
+        await images.DisposeAsync();
+        Directory.Delete(scratch, recursive: true);
     }
 
     /// <summary>The files the guest printed between BEGIN/END lines, base64-decoded.</summary>

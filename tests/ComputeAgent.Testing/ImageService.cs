@@ -7,18 +7,22 @@ public sealed class ImageService : IAsyncDisposable
 {
     private readonly Process process;
 
-    private ImageService(Process process, string url, string imageId, string directory)
+    private ImageService(Process process, string url, IReadOnlyDictionary<string, string> ids, string directory)
     {
         this.process = process;
         Url = url;
-        ImageId = imageId;
+        Ids = ids;
+        ImageId = ids.Values.First();
         Directory = directory;
     }
 
     public string Url { get; }
 
-    /// <summary>The test guest's image id.</summary>
+    /// <summary>The test guest's image id (the first image served).</summary>
     public string ImageId { get; }
+
+    /// <summary>Every image served: file name to image id.</summary>
+    public IReadOnlyDictionary<string, string> Ids { get; }
 
     public string Directory { get; }
 
@@ -27,6 +31,12 @@ public sealed class ImageService : IAsyncDisposable
         var directory = Path.Combine(scratch, "images");
         System.IO.Directory.CreateDirectory(directory);
         File.Copy(guest.Disk, Path.Combine(directory, "test-guest.qcow2"));
+        return await StartAsync(directory);
+    }
+
+    /// <summary>Serves every image in <paramref name="directory"/> (see compute-agent-cli image-server: FILE.json sidecars set ids and properties).</summary>
+    public static async Task<ImageService> StartAsync(string directory)
+    {
         var port = FreePort();
         var startInfo = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in new[] { AgentProcess.Cli, "image-server", "--dir", directory, "--listen", $"127.0.0.1:{port}" })
@@ -35,14 +45,21 @@ public sealed class ImageService : IAsyncDisposable
         }
 
         var process = Process.Start(startInfo) ?? throw new InvalidOperationException("could not start the image server");
-        var first = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) ?? throw new InvalidOperationException("the image server printed nothing");
-        var serving = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        if (serving is null || !serving.StartsWith("serving", StringComparison.Ordinal))
+        // One "ID  FILE  SIZE bytes" line per image (hashing takes a while for big images), then "serving on ...".
+        var ids = new Dictionary<string, string>(StringComparer.Ordinal);
+        string? line;
+        while ((line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(5))) is not null && !line.StartsWith("serving", StringComparison.Ordinal))
         {
-            throw new InvalidOperationException($"the image server did not start: {first} {serving} {await process.StandardError.ReadToEndAsync()}");
+            var parts = line.Split("  ");
+            ids[parts[1]] = parts[0];
         }
 
-        return new ImageService(process, $"http://127.0.0.1:{port}", first.Split(' ')[0], directory);
+        if (line is null || ids.Count == 0)
+        {
+            throw new InvalidOperationException($"the image server did not start: {string.Join(", ", ids.Keys)} {await process.StandardError.ReadToEndAsync()}");
+        }
+
+        return new ImageService(process, $"http://127.0.0.1:{port}", ids, directory);
     }
 
     public async ValueTask DisposeAsync()

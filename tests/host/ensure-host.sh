@@ -13,6 +13,7 @@ packages=(
   libxml2-utils
   cpio syslinux syslinux-common mtools dosfstools fdisk
   procps iproute2 ovmf
+  xorriso debootstrap e2fsprogs # config drives (xorriso), the cloud image (tests/guest/build-cloud-image.sh)
 )
 
 missing=()

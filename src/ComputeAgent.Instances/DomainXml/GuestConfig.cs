@@ -94,6 +94,11 @@ internal sealed record GuestConfig
         var specs = FlavorExtraSpecs.Parse(flavor.ExtraSpecs);
         var props = ImageProperties.Parse(image.Properties);
 
+        if (image.DiskFormat is "aki" or "ari")
+        {
+            throw new InvalidInstanceSpecException("image.disk_format", image.DiskFormat, "a disk image: a kernel (aki) or ramdisk (ari) is named by a disk image's kernel_id / ramdisk_id");
+        }
+
         if (flavor.RootGiB > 0 && image.MinDiskGiB > flavor.RootGiB)
         {
             throw new InvalidInstanceSpecException("image.min_disk", Text(image.MinDiskGiB), $"at most the flavor's root disk ({flavor.RootGiB} GiB)");
