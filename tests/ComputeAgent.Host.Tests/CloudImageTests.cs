@@ -40,14 +40,30 @@ public sealed class CloudImageTests(QemuHost host)
         {
             properties = new Dictionary<string, string> { ["kernel_id"] = KernelId, ["ramdisk_id"] = RamdiskId, ["os_command_line"] = image.CommandLine },
         }));
-        await using var images = await ImageService.StartAsync(served);
-        await using var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
+        var images = await ImageService.StartAsync(served);
+        var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
         {
             ["LibvirtUri"] = QemuHost.Uri,
             ["ImageServiceUrl"] = images.Url,
             ["GracefulStopTimeoutSeconds"] = "5",
         }, scratch);
 
+        var uuid = Guid.NewGuid();
+        try
+        {
+            await BootAndCheckAsync(agent, images, image, scratch, uuid);
+        }
+        finally
+        {
+            DomainCleanup.Remove(QemuHost.Uri, uuid);
+            await agent.DisposeAsync();
+            await images.DisposeAsync();
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    private static async Task BootAndCheckAsync(AgentProcess agent, ImageService images, CloudImage image, string scratch, Guid uuid)
+    {
         // The script writes straight to the serial port: what it prints is the test's evidence.
         const string script = """
             #!/bin/sh
@@ -58,7 +74,6 @@ public sealed class CloudImageTests(QemuHost host)
             echo "CLOUD-TEST AUTHORIZED-KEYS END"
             echo "CLOUD-TEST USER-DATA RAN as $(id -un)"
             """;
-        var uuid = Guid.NewGuid();
         var request = new SpawnRequest
         {
             InstanceUuid = uuid.ToString(),
@@ -78,7 +93,8 @@ public sealed class CloudImageTests(QemuHost host)
         var console = Path.Combine(scratch, "instances", uuid.ToString(), "console.log");
         await EventWaits.WaitForConsoleLineAsync(console, "CLOUD-TEST USER-DATA RAN as root", BootBound);
         var lines = (await File.ReadAllLinesAsync(console)).Select(l => l.TrimEnd('\r')).ToList();
-        var datasource = Assert.Single(lines, l => l.StartsWith("CLOUD-TEST DATASOURCE", StringComparison.Ordinal));
+        // The script's first line may share a line with getty's login prompt.
+        var datasource = Assert.Single(lines, l => l.Contains("CLOUD-TEST DATASOURCE", StringComparison.Ordinal));
         Assert.Contains("DataSourceConfigDrive", datasource, StringComparison.Ordinal);
         var begin = lines.IndexOf("CLOUD-TEST AUTHORIZED-KEYS BEGIN");
         var end = lines.IndexOf("CLOUD-TEST AUTHORIZED-KEYS END");
@@ -88,8 +104,5 @@ public sealed class CloudImageTests(QemuHost host)
         await agent.Client.DeleteAsync(new InstanceRequest { InstanceUuid = uuid.ToString() });
         await agent.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString() }, deadline: DateTime.UtcNow + TimeSpan.FromMinutes(2));
         Assert.False(Directory.Exists(Path.Combine(scratch, "instances", uuid.ToString())));
-        await agent.DisposeAsync();
-        await images.DisposeAsync();
-        Directory.Delete(scratch, recursive: true);
     }
 }

@@ -26,14 +26,29 @@ public sealed class ConfigDriveGuestTests(QemuHost host)
     {
         host.SkipIfUnavailable();
         var scratch = RepositoryPaths.CreateScratch("config-drive");
-        await using var images = await ImageService.StartAsync(host.Guest, scratch);
-        await using var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
+        var images = await ImageService.StartAsync(host.Guest, scratch);
+        var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
         {
             ["LibvirtUri"] = QemuHost.Uri,
             ["ImageServiceUrl"] = images.Url,
             ["GracefulStopTimeoutSeconds"] = "30",
         }, scratch);
         var uuid = Guid.NewGuid();
+        try
+        {
+            await SpawnAndCheckAsync(agent, images, scratch, uuid);
+        }
+        finally
+        {
+            DomainCleanup.Remove(QemuHost.Uri, uuid);
+            await agent.DisposeAsync();
+            await images.DisposeAsync();
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    private static async Task SpawnAndCheckAsync(AgentProcess agent, ImageService images, string scratch, Guid uuid)
+    {
 
         // Hostile on purpose: quotes, backslashes, newlines, "../", non-ASCII; user data that is not UTF-8.
         var userData = new byte[] { 0xff, 0xfe, 0x00, 0x80, (byte)'#', (byte)'!', 0x0a, 0xc3, 0x28, 0x7f, 0x1b, (byte)'"' };
@@ -100,9 +115,6 @@ public sealed class ConfigDriveGuestTests(QemuHost host)
         await agent.Client.DeleteAsync(new InstanceRequest { InstanceUuid = uuid.ToString() });
         await agent.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString() }, deadline: DateTime.UtcNow + Bound);
         Assert.False(Directory.Exists(instanceDir));
-        await agent.DisposeAsync();
-        await images.DisposeAsync();
-        Directory.Delete(scratch, recursive: true);
     }
 
     [SkippableFact]
@@ -110,8 +122,8 @@ public sealed class ConfigDriveGuestTests(QemuHost host)
     {
         host.SkipIfUnavailable();
         var scratch = RepositoryPaths.CreateScratch("config-drive-refused");
-        await using var images = await ImageService.StartAsync(host.Guest, scratch);
-        await using var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
+        var images = await ImageService.StartAsync(host.Guest, scratch);
+        var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
         {
             ["LibvirtUri"] = QemuHost.Uri,
             ["ImageServiceUrl"] = images.Url,
