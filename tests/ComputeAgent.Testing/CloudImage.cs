@@ -42,10 +42,7 @@ public sealed class CloudImage
 
             var script = Path.Combine(RepositoryPaths.Root, "tests", "guest", "build-cloud-image.sh");
             (await ProcessRunner.RunAsync("bash", [script, DefaultDirectory], TimeSpan.FromMinutes(30))).EnsureSuccess("tests/guest/build-cloud-image.sh");
-            var env = File.ReadAllLines(Path.Combine(DefaultDirectory, "cloud-image.env"))
-                .Where(l => l.Contains('=', StringComparison.Ordinal) && !l.StartsWith('#'))
-                .Select(l => l.Split('=', 2))
-                .ToDictionary(p => p[0].Trim(), p => p[1].Trim().Trim('"', '\''), StringComparer.Ordinal);
+            var env = EnvFile.Read(Path.Combine(DefaultDirectory, "cloud-image.env"));
             loaded = new CloudImage(env);
             return loaded;
         }

@@ -45,7 +45,7 @@ public sealed class ConfigDriveBuilder
         try
         {
             DeleteStaging(staging, partial);
-            var root = Directory.CreateDirectory(staging).FullName;
+            var root = Directory.CreateDirectory(staging, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute).FullName;
             foreach (var file in files)
             {
                 var path = Path.GetFullPath(Path.Combine(root, file.Path));
@@ -86,6 +86,8 @@ public sealed class ConfigDriveBuilder
                     label: "mcopy (config drive)").ConfigureAwait(false);
             }
 
+            // It holds the admin password and user data: owner only. libvirt's dynamic ownership hands it to QEMU while the guest runs.
+            File.SetUnixFileMode(partial, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             File.Move(partial, target, overwrite: true);
             return target;
         }

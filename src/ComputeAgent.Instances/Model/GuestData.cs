@@ -136,35 +136,6 @@ public sealed record GuestData
         && value[0] != '-' && value[^1] != '-'
         && value.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-');
 
-    /// <summary>Text that may span lines (metadata values, PEM keys, passwords): bounded, no NUL or other controls but tab and newlines, no unpaired surrogates.</summary>
-    private static void CheckMultiline(string field, string? value, int maxLength, bool allowEmpty = false)
-    {
-        if (value is null || (!allowEmpty && value.Length == 0))
-        {
-            throw new InvalidInstanceSpecException(field, value, "a non-empty string");
-        }
-
-        if (value.Length > maxLength)
-        {
-            throw new InvalidInstanceSpecException(field, value, $"at most {maxLength} characters");
-        }
-
-        for (var i = 0; i < value.Length; i++)
-        {
-            var c = value[i];
-            if (char.IsControl(c) && c is not ('\t' or '\n' or '\r'))
-            {
-                throw new InvalidInstanceSpecException(field, value, "text without control characters other than tab and newlines");
-            }
-
-            if (char.IsHighSurrogate(c) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
-            {
-                i++;
-            }
-            else if (char.IsSurrogate(c))
-            {
-                throw new InvalidInstanceSpecException(field, value, "valid Unicode text (no unpaired surrogates)");
-            }
-        }
-    }
+    private static void CheckMultiline(string field, string? value, int maxLength, bool allowEmpty = false) =>
+        SpecValues.CheckText(field, value, maxLength, allowEmpty, multiline: true);
 }
