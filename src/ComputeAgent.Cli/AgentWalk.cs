@@ -1,8 +1,6 @@
 using System.Diagnostics;
-using System.Net.Sockets;
 using ComputeAgent.Api.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 
 namespace ComputeAgent.Cli;
 
