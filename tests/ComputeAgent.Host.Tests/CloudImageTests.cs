@@ -27,6 +27,7 @@ public sealed class CloudImageTests(QemuHost host)
     public async Task Cloud_init_finds_the_config_drive_writes_the_key_and_runs_the_user_data_script()
     {
         host.SkipIfUnavailable();
+        Skip.If(CloudImage.UnavailableReason is not null, CloudImage.UnavailableReason);
         var image = await CloudImage.LoadOrBuildAsync();
         var scratch = RepositoryPaths.CreateScratch("cloud-image");
         var served = Path.Combine(scratch, "images");

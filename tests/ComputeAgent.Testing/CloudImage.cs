@@ -29,6 +29,12 @@ public sealed class CloudImage
     public static string DefaultDirectory =>
         Environment.GetEnvironmentVariable("COMPUTE_AGENT_CLOUD_IMAGE_DIR") is { Length: > 0 } dir ? dir : "/var/cache/compute-agent/cloud-image";
 
+    /// <summary>Why this machine cannot have the image (not built, and not root to debootstrap it), or null.</summary>
+    public static string? UnavailableReason =>
+        File.Exists(Path.Combine(DefaultDirectory, "cloud-image.env")) || Environment.UserName == "root"
+            ? null
+            : $"the cloud image is not built in {DefaultDirectory} and only root can build it (tests/guest/build-cloud-image.sh runs debootstrap)";
+
     /// <summary>Loads the image, running the (cached, idempotent) build script first; it needs root and the Debian mirror.</summary>
     public static async Task<CloudImage> LoadOrBuildAsync()
     {

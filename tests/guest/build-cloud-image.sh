@@ -87,7 +87,7 @@ TMP=$(mktemp -d "$PARENT/.$NAME.build.XXXXXX")
 cleanup() {
   # debootstrap mounts /proc and /sys in the target while it installs; never delete through a mount.
   local m
-  for m in $(awk -v r="$TMP/" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r); do umount -l "$m" || true; done
+  awk -v r="$TMP/" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r | while IFS= read -r m; do umount -l "$m" || true; done
   rm -rf --one-file-system -- "$TMP"
 }
 trap cleanup EXIT
@@ -120,8 +120,8 @@ for unit in systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgra
 done
 rm -rf "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/var/lib/apt/lists/*
 
-kernel=$(ls "$ROOT"/boot/vmlinuz-* | sort -V | tail -n1)
-initrd=$(ls "$ROOT"/boot/initrd.img-* | sort -V | tail -n1)
+kernel=$(find "$ROOT/boot" -name 'vmlinuz-*' | sort -V | tail -n1)
+initrd=$(find "$ROOT/boot" -name 'initrd.img-*' | sort -V | tail -n1)
 [[ -f $kernel && -f $initrd ]] || die "no kernel / initrd in $ROOT/boot"
 cp "$kernel" "$OUT/vmlinuz"
 cp "$initrd" "$OUT/initrd.img"
