@@ -20,7 +20,7 @@ work=/var/tmp/compute-agent-demo
 rm -rf "$work" && mkdir -p "$work/images" && chmod 755 "$work"
 cp "$GUEST_DISK" "$work/images/test-guest.qcow2"
 # The test guest runs qemu-ga: say so, as an image would, so set-admin-password can reach it.
-echo '{"hw_qemu_guest_agent": "yes"}' >"$work/images/test-guest.properties.json"
+echo '{"properties": {"hw_qemu_guest_agent": "yes"}}' >"$work/images/test-guest.qcow2.json"
 port=${IMAGE_PORT:-19292}
 
 pids=()

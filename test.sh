@@ -14,6 +14,10 @@ fi
 bash tests/host/ensure-host.sh
 if [[ -z $filter ]]; then
   bash tests/guest/build-guest.sh >/dev/null
+  # The Debian cloud image for the cloud-init test (debootstrap as root; cached, a few minutes the first time).
+  if [[ $(id -u) -eq 0 ]]; then
+    bash tests/guest/build-cloud-image.sh >/dev/null
+  fi
 fi
 
 results=TestResults

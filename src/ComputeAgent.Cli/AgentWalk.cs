@@ -1,8 +1,6 @@
 using System.Diagnostics;
-using System.Net.Sockets;
 using ComputeAgent.Api.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 
 namespace ComputeAgent.Cli;
 
@@ -16,18 +14,7 @@ internal static class AgentWalk
 
     public static async Task<int> RunAsync(string socketPath, string imageId, string? readyLine, CancellationToken cancellationToken)
     {
-        using var channel = GrpcChannel.ForAddress("http://agent", new GrpcChannelOptions
-        {
-            HttpHandler = new SocketsHttpHandler
-            {
-                ConnectCallback = async (_, ct) =>
-                {
-                    var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), ct);
-                    return new NetworkStream(socket, ownsSocket: true);
-                },
-            },
-        });
+        using var channel = AgentChannel.ForSocket(socketPath);
         var client = new Api.V1.ComputeAgent.ComputeAgentClient(channel);
         var host = await GetHostWhenReadyAsync(client, cancellationToken);
         Console.WriteLine($"agent on {host.Hostname}: {host.HypervisorType} {host.HypervisorVersion}, libvirt {host.LibvirtVersion}, {host.Cpus} CPUs, {host.MemoryMib} MiB");
@@ -141,7 +128,7 @@ internal static class AgentWalk
         }
     }
 
-    private static async Task<Host> GetHostWhenReadyAsync(Api.V1.ComputeAgent.ComputeAgentClient client, CancellationToken cancellationToken)
+    internal static async Task<Host> GetHostWhenReadyAsync(Api.V1.ComputeAgent.ComputeAgentClient client, CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (true)

@@ -13,22 +13,28 @@ using Microsoft.Extensions.Logging;
 namespace ComputeAgent.Cli;
 
 /// <summary>
-/// A Glance v2 subset over a folder of disk images, for a host with no image service at hand (a
-/// lab, the main job, the tests). Each <c>*.qcow2</c> file is an active image whose id is a UUID
-/// derived from its name (printed at start); <c>NAME.properties.json</c> beside it, a JSON object
-/// of strings, adds image properties. Reads: <c>GET /v2/images/{id}</c>, <c>/file</c>, and the
-/// list <c>GET /v2/images?property=value…</c>; writes, as snapshots need them: <c>POST /v2/images</c>,
-/// <c>PUT /v2/images/{id}/file</c> (stored in the folder as ID.qcow2) and <c>DELETE /v2/images/{id}</c>.
+/// A Glance v2 subset over a folder of images, for a host with no image service at hand (a lab,
+/// the main job, the tests). The file's extension is its disk_format (qcow2, raw, iso; aki / ari
+/// for a kernel / ramdisk). Each image id is a UUID derived from its name, printed at start,
+/// unless a sidecar FILE.json says otherwise:
+/// {"id": "...", "properties": {"kernel_id": "...", "hw_qemu_guest_agent": "yes"}}.
+/// Reads: <c>GET /v2/images/{id}</c>, <c>/file</c>, and the list <c>GET /v2/images?property=value…</c>;
+/// writes, as snapshots need them: <c>POST /v2/images</c>, <c>PUT /v2/images/{id}/file</c> (stored
+/// in the folder as ID.qcow2) and <c>DELETE /v2/images/{id}</c>.
 /// </summary>
 internal static class ImageServer
 {
+    private static readonly string[] DiskFormats = ["qcow2", "raw", "iso", "aki", "ari"];
+
     // The list's own parameters, not property filters.
     private static readonly HashSet<string> ListParameters = ["sort_key", "sort_dir", "limit", "marker"];
+
+    private static readonly JsonSerializerOptions SidecarJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     public static async Task<int> RunAsync(string directory, string listen, CancellationToken cancellationToken)
     {
         var images = new ConcurrentDictionary<string, Image>(StringComparer.Ordinal);
-        foreach (var path in Directory.EnumerateFiles(directory, "*.qcow2"))
+        foreach (var path in Directory.EnumerateFiles(directory).Where(f => DiskFormats.Contains(Path.GetExtension(f).TrimStart('.'))).Order(StringComparer.Ordinal))
         {
             var image = await DescribeAsync(path, cancellationToken);
             images[image.Id] = image;
@@ -36,7 +42,7 @@ internal static class ImageServer
 
         if (images.IsEmpty)
         {
-            await Console.Error.WriteLineAsync($"no *.qcow2 images in {directory}");
+            await Console.Error.WriteLineAsync($"no images ({string.Join(", ", DiskFormats.Select(f => "*." + f))}) in {directory}");
             return 1;
         }
 
@@ -108,7 +114,7 @@ internal static class ImageServer
 
             return Results.NoContent();
         });
-        foreach (var image in images.Values)
+        foreach (var image in images.Values.OrderBy(i => i.Path, StringComparer.Ordinal))
         {
             Console.WriteLine($"{image.Id}  {Path.GetFileName(image.Path)}  {image.Fields["size"]} bytes");
         }
@@ -128,12 +134,18 @@ internal static class ImageServer
         public string ToJson() => Fields.ToJsonString();
     }
 
+    private sealed record Sidecar(string? Id, Dictionary<string, string>? Properties);
+
 #pragma warning disable CA5351 // Glance's "checksum" is MD5 by definition; the agent checks the SHA-512 first
     /// <summary>An active image for the file at <paramref name="path"/>; <paramref name="queued"/> is the record it completes (an upload).</summary>
     private static async Task<Image> DescribeAsync(string path, CancellationToken cancellationToken, Image? queued = null)
     {
         var name = System.IO.Path.GetFileNameWithoutExtension(path);
-        var id = queued?.Id ?? new Guid(MD5.HashData(Encoding.UTF8.GetBytes(name))).ToString();
+        var format = System.IO.Path.GetExtension(path).TrimStart('.');
+        var sidecar = queued is null && File.Exists(path + ".json")
+            ? JsonSerializer.Deserialize<Sidecar>(await File.ReadAllTextAsync(path + ".json", cancellationToken), SidecarJson)
+            : null;
+        var id = queued?.Id ?? sidecar?.Id ?? new Guid(MD5.HashData(Encoding.UTF8.GetBytes(name))).ToString();
         string sha512, md5;
         await using (var stream = File.OpenRead(path))
         {
@@ -142,30 +154,28 @@ internal static class ImageServer
             md5 = Convert.ToHexStringLower(await MD5.HashDataAsync(stream, cancellationToken));
         }
 
+        // A symlinked image (the tests link cached builds): the size is the target's, not the link's.
+        var size = new FileInfo(File.ResolveLinkTarget(path, returnFinalTarget: true)?.FullName ?? path).Length;
         var fields = queued?.Fields ?? new JsonObject
         {
             ["id"] = id,
             ["name"] = name,
-            ["disk_format"] = "qcow2",
-            ["container_format"] = "bare",
+            ["disk_format"] = format,
+            ["container_format"] = format is "aki" or "ari" ? format : "bare",
             ["min_disk"] = 0,
             ["min_ram"] = 0,
             ["created_at"] = File.GetLastWriteTimeUtc(path).ToString("o", CultureInfo.InvariantCulture),
         };
         fields["status"] = "active";
-        fields["size"] = new FileInfo(path).Length;
+        fields["size"] = size;
         fields["checksum"] = md5;
         fields["os_hash_algo"] = "sha512";
         fields["os_hash_value"] = sha512;
-        var properties = System.IO.Path.ChangeExtension(path, ".properties.json");
-        if (queued is null && File.Exists(properties))
+
+        // Glance's image properties are top-level members of the image.
+        foreach (var (key, value) in sidecar?.Properties ?? [])
         {
-            var extra = JsonSerializer.Deserialize<Dictionary<string, string>>(await File.ReadAllTextAsync(properties, cancellationToken))
-                ?? throw new InvalidDataException($"{properties} is not a JSON object of strings");
-            foreach (var (key, value) in extra)
-            {
-                fields[key] = value;
-            }
+            fields[key] = value;
         }
 
         return new Image(id, path, fields, queued?.CreatedAt ?? File.GetLastWriteTimeUtc(path)) { Uploaded = queued is not null };

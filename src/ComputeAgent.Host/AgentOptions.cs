@@ -49,6 +49,20 @@ public sealed class AgentOptions
     public Controller.ControllerLinkOptions Controller { get; set; } = new();
 
     public Callers.CallerOptions Callers { get; set; } = new();
+    /// <summary>Nova's force_config_drive: every instance gets a config drive.</summary>
+    public bool ForceConfigDrive { get; set; }
+
+    /// <summary>Nova's config_drive_format: iso9660 (a CD-ROM) or vfat (a disk).</summary>
+    public string ConfigDriveFormat { get; set; } = "iso9660";
+
+    /// <summary>SMBIOS system entries every guest sees; the defaults are Nova's, which cloud-init recognises as OpenStack.</summary>
+    public string SysinfoManufacturer { get; set; } = new SmbiosSystem().Manufacturer;
+
+    public string SysinfoProduct { get; set; } = new SmbiosSystem().Product;
+
+    public string SysinfoVersion { get; set; } = new SmbiosSystem().Version;
+
+    public string SysinfoFamily { get; set; } = new SmbiosSystem().Family;
 
     public EngineOptions ToEngineOptions() => new()
     {
@@ -64,6 +78,9 @@ public sealed class AgentOptions
     {
         VirtType = HostSettings.ParseVirtType(VirtType, kvmUsable),
         InstancesDirectory = InstancesDirectory,
+        ForceConfigDrive = ForceConfigDrive,
+        ConfigDriveFormat = ConfigDriveFormat == "vfat" ? Instances.Model.ConfigDriveFormat.Vfat : Instances.Model.ConfigDriveFormat.Iso9660,
+        Smbios = new SmbiosSystem { Manufacturer = SysinfoManufacturer, Product = SysinfoProduct, Version = SysinfoVersion, Family = SysinfoFamily },
     };
 
     /// <summary>Every problem with the settings, each naming its key and what is allowed; empty when they are fine.</summary>
@@ -96,6 +113,24 @@ public sealed class AgentOptions
         if (TcpListen is { Length: > 0 } tcp && !System.Net.IPEndPoint.TryParse(tcp, out _))
         {
             errors.Add($"Agent:TcpListen '{tcp}' must be ADDRESS:PORT, e.g. 127.0.0.1:50051");
+        }
+
+        if (ConfigDriveFormat is not ("iso9660" or "vfat"))
+        {
+            errors.Add($"Agent:ConfigDriveFormat '{ConfigDriveFormat}' must be iso9660 or vfat");
+        }
+
+        foreach (var (key, value) in new[] { ("SysinfoManufacturer", SysinfoManufacturer), ("SysinfoProduct", SysinfoProduct), ("SysinfoFamily", SysinfoFamily) })
+        {
+            if (string.IsNullOrWhiteSpace(value) || value.Length > 255 || value.Any(char.IsControl))
+            {
+                errors.Add($"Agent:{key} '{value}' must be 1 to 255 printable characters");
+            }
+        }
+
+        if (SysinfoVersion is null || SysinfoVersion.Length > 255 || SysinfoVersion.Any(char.IsControl))
+        {
+            errors.Add($"Agent:SysinfoVersion '{SysinfoVersion}' must be at most 255 printable characters");
         }
 
         if (MaxConcurrentBuilds is < 1 or > 1000)

@@ -88,4 +88,18 @@ internal static class ApiMapping
 
     public static Model.Flavor FromApi(this Flavor flavor) =>
         new(flavor.Name, flavor.Vcpus, flavor.RamMib, flavor.RootGib, flavor.EphemeralGib, flavor.SwapGib, flavor.ExtraSpecs.ToDictionary(StringComparer.Ordinal));
+
+    /// <summary>The spawn's boot data for the config drive; proto3's empty strings are "not given".</summary>
+    public static Model.GuestData ToGuestData(this SpawnRequest request) => new()
+    {
+        KeyPair = request.KeyPair is { } key
+            ? new Model.KeyPair(key.Name, key.PublicKey, string.IsNullOrEmpty(key.Type) ? "ssh" : key.Type)
+            : null,
+        UserData = request.UserData.IsEmpty ? null : request.UserData.ToByteArray(),
+        Metadata = request.Metadata.ToDictionary(StringComparer.Ordinal),
+        AdminPassword = string.IsNullOrEmpty(request.AdminPassword) ? null : request.AdminPassword,
+        Hostname = string.IsNullOrEmpty(request.Hostname) ? null : request.Hostname,
+        ConfigDrive = request.ConfigDrive,
+        AvailabilityZone = string.IsNullOrEmpty(request.AvailabilityZone) ? null : request.AvailabilityZone,
+    };
 }

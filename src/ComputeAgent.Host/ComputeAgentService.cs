@@ -53,6 +53,8 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
                 Owner = new InstanceOwner(request.ProjectId, request.UserId),
                 CreatedAt = DateTimeOffset.UtcNow,
                 Ports = request.Ports.Select((p, i) => ToPort(p, i)).ToList(),
+                Guest = request.ToGuestData(),
+                KernelBoot = images.KernelBootFor(image),
             };
             var record = await Engine.SpawnAsync(spec, ct => images.GetBaseImageAsync(glanceImage, token, ct), context.CancellationToken).ConfigureAwait(false);
             return Reply(record);
@@ -97,7 +99,7 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
 
             var token = string.IsNullOrEmpty(request.AuthToken) ? null : request.AuthToken;
             var image = await images.GetImageAsync(request.ImageId, token, context.CancellationToken).ConfigureAwait(false);
-            var input = new CommandInput { Image = image.Meta, BaseImage = ct => images.GetBaseImageAsync(image, token, ct) };
+            var input = new CommandInput { Image = image.Meta, KernelBoot = images.KernelBootFor(image.Meta), BaseImage = ct => images.GetBaseImageAsync(image, token, ct) };
             return Reply(await Engine.SubmitAsync(uuid, Command.Rebuild, input, context.CancellationToken).ConfigureAwait(false));
         });
 
@@ -363,6 +365,8 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
             BridgeName = string.IsNullOrEmpty(port.Bridge) ? null : port.Bridge,
             Mtu = port.Mtu == 0 ? null : port.Mtu,
             Model = string.IsNullOrEmpty(port.Model) ? null : ImageProperties.ParseVifModel(field + ".model", port.Model),
+            FixedIps = port.FixedIps.Select(ip => new PortAddress(ip.Cidr, string.IsNullOrEmpty(ip.Gateway) ? null : ip.Gateway)).ToList(),
+            DnsNameservers = [.. port.DnsNameservers],
         };
     }
 

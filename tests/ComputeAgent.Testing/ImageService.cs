@@ -10,22 +10,26 @@ public sealed class ImageService : IAsyncDisposable
 {
     private readonly Process process;
 
-    private ImageService(Process process, string url, string imageId, string directory)
+    private ImageService(Process process, string url, IReadOnlyDictionary<string, string> ids, string directory)
     {
         this.process = process;
         Url = url;
-        ImageId = imageId;
+        Ids = ids;
+        ImageId = ids.TryGetValue("test-guest.qcow2", out var guest) ? guest : ids.Values.First();
         Directory = directory;
     }
 
     public string Url { get; }
 
-    /// <summary>The test guest's image id.</summary>
+    /// <summary>The test guest's image id (else the first image served).</summary>
     public string ImageId { get; }
+
+    /// <summary>Every image served: file name to image id.</summary>
+    public IReadOnlyDictionary<string, string> Ids { get; }
 
     public string Directory { get; }
 
-    /// <summary>The id the image server gives the image file NAME.qcow2 (a UUID from the name's MD5).</summary>
+    /// <summary>The id the image server gives the image file NAME.qcow2 without a sidecar id (a UUID from the name's MD5).</summary>
 #pragma warning disable CA5351 // the server's own id scheme, not a security use
     public static string IdOf(string name) => new Guid(System.Security.Cryptography.MD5.HashData(System.Text.Encoding.UTF8.GetBytes(name))).ToString();
 #pragma warning restore CA5351
@@ -39,9 +43,15 @@ public sealed class ImageService : IAsyncDisposable
         foreach (var (name, variant) in variants ?? new Dictionary<string, ImageVariant>())
         {
             File.Copy(variant.Disk ?? guest.Disk, Path.Combine(directory, $"{name}.qcow2"));
-            await File.WriteAllTextAsync(Path.Combine(directory, $"{name}.properties.json"), System.Text.Json.JsonSerializer.Serialize(variant.Properties));
+            await File.WriteAllTextAsync(Path.Combine(directory, $"{name}.qcow2.json"), System.Text.Json.JsonSerializer.Serialize(new { properties = variant.Properties }));
         }
 
+        return await StartAsync(directory);
+    }
+
+    /// <summary>Serves every image in <paramref name="directory"/> (see compute-agent-cli image-server: FILE.json sidecars set ids and properties).</summary>
+    public static async Task<ImageService> StartAsync(string directory)
+    {
         var port = TestController.FreePort();
         var startInfo = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in new[] { AgentProcess.Cli, "image-server", "--dir", directory, "--listen", $"127.0.0.1:{port}" })
@@ -50,18 +60,21 @@ public sealed class ImageService : IAsyncDisposable
         }
 
         var process = Process.Start(startInfo) ?? throw new InvalidOperationException("could not start the image server");
-        // One line per image, then "serving on …".
-        var printed = new List<string>();
-        while (await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line)
+        // One "ID  FILE  SIZE bytes" line per image (hashing takes a while for big images), then "serving on ...".
+        var ids = new Dictionary<string, string>(StringComparer.Ordinal);
+        string? line;
+        while ((line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(5))) is not null && !line.StartsWith("serving", StringComparison.Ordinal))
         {
-            printed.Add(line);
-            if (line.StartsWith("serving", StringComparison.Ordinal))
-            {
-                return new ImageService(process, $"http://127.0.0.1:{port}", IdOf("test-guest"), directory);
-            }
+            var parts = line.Split("  ");
+            ids[parts[1]] = parts[0];
         }
 
-        throw new InvalidOperationException($"the image server did not start: {string.Join(" / ", printed)} {await process.StandardError.ReadToEndAsync()}");
+        if (line is null || ids.Count == 0)
+        {
+            throw new InvalidOperationException($"the image server did not start: {string.Join(", ", ids.Keys)} {await process.StandardError.ReadToEndAsync()}");
+        }
+
+        return new ImageService(process, $"http://127.0.0.1:{port}", ids, directory);
     }
 
     public async ValueTask DisposeAsync()

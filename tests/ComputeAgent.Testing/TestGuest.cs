@@ -64,10 +64,7 @@ public sealed class TestGuest
 
             var script = Path.Combine(RepositoryPaths.Root, "tests", "guest", "build-guest.sh");
             (await ProcessRunner.RunAsync("bash", [script, DefaultDirectory], TimeSpan.FromMinutes(10))).EnsureSuccess("tests/guest/build-guest.sh");
-            var env = File.ReadAllLines(Path.Combine(DefaultDirectory, "guest.env"))
-                .Where(l => l.Contains('=', StringComparison.Ordinal) && !l.StartsWith('#'))
-                .Select(l => l.Split('=', 2))
-                .ToDictionary(p => p[0].Trim(), p => p[1].Trim().Trim('"', '\''), StringComparer.Ordinal);
+            var env = EnvFile.Read(Path.Combine(DefaultDirectory, "guest.env"));
             loaded = new TestGuest(DefaultDirectory, env);
             return loaded;
         }

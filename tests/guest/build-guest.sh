@@ -17,7 +17,8 @@
 # The last line on stdout is OUTDIR; progress goes to stderr.
 #
 # The guest prints, on ttyS0, "COMPUTE-AGENT-GUEST KERNEL <uname -r>" and then
-# "COMPUTE-AGENT-GUEST READY" once acpid is listening; an ACPI power-button press (libvirt
+# "COMPUTE-AGENT-GUEST READY" once acpid is listening (then, when it has a config drive, its files:
+# see write_init); an ACPI power-button press (libvirt
 # virDomainShutdown / `virsh shutdown`) prints "COMPUTE-AGENT-GUEST POWEROFF" and powers off.
 # When the domain has a QEMU guest-agent channel (org.qemu.guest_agent.0), the guest runs Debian's
 # qemu-ga on it before READY (unless booted with compute_agent.guest_agent=off); its chpasswd (a
@@ -42,6 +43,7 @@ readonly READY_LINE='COMPUTE-AGENT-GUEST READY'
 readonly KERNEL_LINE_PREFIX='COMPUTE-AGENT-GUEST KERNEL'
 readonly POWEROFF_LINE='COMPUTE-AGENT-GUEST POWEROFF'
 readonly SELF_POWEROFF_LINE='COMPUTE-AGENT-GUEST SELF-POWEROFF'
+readonly CONFIG_DRIVE_PREFIX='COMPUTE-AGENT-GUEST CONFIG-DRIVE'
 readonly KERNEL_CMDLINE='console=ttyS0'
 readonly DISK_SIZE_MIB=64
 # Modules to put in the initramfs and load. Their dependencies (the .ko's depends=) are added and
@@ -51,6 +53,7 @@ readonly GUEST_MODULES=(
   failover net_failover virtio_blk virtio_net virtio_console
   button evdev
   isofs # for config-drive tests (pulls in cdrom)
+  ata_piix sr_mod # the config drive's CD-ROM on Nova's default bus for i440fx (IDE); the cloud kernel has no AHCI
 )
 
 log() { printf '[guest] %s\n' "$*" >&2; }
@@ -292,6 +295,28 @@ stty -F "\$SERIAL" -onlcr 2>/dev/null
 say "$KERNEL_LINE_PREFIX \$(uname -r)"
 say "$READY_LINE"
 
+# A config drive (label config-2): mounted read-only, and its files printed base64-encoded between
+# "CONFIG-DRIVE BEGIN <file>" / "CONFIG-DRIVE END <file>" lines, so that bytes survive the console;
+# "CONFIG-DRIVE DONE" ends it. In the background: guests without a drive are ready at once.
+(
+  i=0
+  while [ \$i -lt 100 ]; do
+    dev=\$(findfs LABEL=config-2 2>/dev/null) && break
+    usleep 100000; i=\$((i + 1))
+  done
+  [ -n "\$dev" ] || exit 0
+  mkdir -p /mnt/config
+  if ! mount -o ro "\$dev" /mnt/config; then say "$CONFIG_DRIVE_PREFIX MOUNT-FAILED \$dev"; exit 0; fi
+  say "$CONFIG_DRIVE_PREFIX FOUND \$dev"
+  for f in meta_data.json user_data network_data.json; do
+    [ -f "/mnt/config/openstack/latest/\$f" ] || continue
+    say "$CONFIG_DRIVE_PREFIX BEGIN \$f"
+    base64 "/mnt/config/openstack/latest/\$f" >"\$SERIAL"
+    say "$CONFIG_DRIVE_PREFIX END \$f"
+  done
+  say "$CONFIG_DRIVE_PREFIX DONE"
+) &
+
 # A test can ask the guest to power itself off from inside (as a user running poweroff would):
 # boot it with compute_agent.poweroff_after=SECONDS on the kernel command line.
 for arg in \$(cat /proc/cmdline); do
@@ -428,6 +453,7 @@ write_env() { # OUT
     env_line GUEST_READY_LINE "$READY_LINE"
     env_line GUEST_POWEROFF_LINE "$POWEROFF_LINE"
     env_line GUEST_SELF_POWEROFF_LINE "$SELF_POWEROFF_LINE"
+    env_line GUEST_CONFIG_DRIVE_PREFIX "$CONFIG_DRIVE_PREFIX"
     env_line GUEST_KERNEL_VERSION "$KERNEL_VERSION"
     env_line GUEST_KERNEL_PACKAGE "$KERNEL_PKG=$KERNEL_PKG_VERSION"
     env_line GUEST_BUSYBOX_PACKAGE "$BUSYBOX_PKG=$BUSYBOX_VERSION"

@@ -88,7 +88,7 @@ public sealed class DomainXmlBuilder
         w.WriteEndElement();
 
         WriteCpuTune(w, c);
-        WriteSysinfo(w, spec);
+        WriteSysinfo(w, spec, c.Host.Smbios);
         WriteOs(w, c);
         WriteFeatures(w, c);
         WriteCpu(w, c);
@@ -168,17 +168,22 @@ public sealed class DomainXmlBuilder
         w.WriteEndElement();
     }
 
-    private static void WriteSysinfo(XmlWriter w, InstanceSpec spec)
+    private static void WriteSysinfo(XmlWriter w, InstanceSpec spec, SmbiosSystem smbios)
     {
         // What the guest reads from SMBIOS (dmidecode): cloud-init and licensing tools key on it.
         w.WriteStartElement("sysinfo");
         w.WriteAttributeString("type", "smbios");
         w.WriteStartElement("system");
-        Entry("manufacturer", "compute-agent");
-        Entry("product", "compute-agent instance");
+        Entry("manufacturer", smbios.Manufacturer);
+        Entry("product", smbios.Product);
+        if (smbios.Version.Length > 0)
+        {
+            Entry("version", smbios.Version);
+        }
+
         Entry("serial", spec.Uuid.ToString());
         Entry("uuid", spec.Uuid.ToString());
-        Entry("family", "Virtual Machine");
+        Entry("family", smbios.Family);
         w.WriteEndElement();
         w.WriteEndElement();
 

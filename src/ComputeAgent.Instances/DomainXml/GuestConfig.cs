@@ -90,8 +90,14 @@ internal sealed record GuestConfig
         var image = spec.Image ?? throw new InvalidInstanceSpecException("image", null, "an image");
         flavor.Validate();
         image.Validate();
+        (spec.Guest ?? throw new InvalidInstanceSpecException("guest", null, "the guest's boot data (may be empty)")).Validate();
         var specs = FlavorExtraSpecs.Parse(flavor.ExtraSpecs);
         var props = ImageProperties.Parse(image.Properties);
+
+        if (image.DiskFormat is "aki" or "ari")
+        {
+            throw new InvalidInstanceSpecException("image.disk_format", image.DiskFormat, "a disk image: a kernel (aki) or ramdisk (ari) is named by a disk image's kernel_id / ramdisk_id");
+        }
 
         if (flavor.RootGiB > 0 && image.MinDiskGiB > flavor.RootGiB)
         {

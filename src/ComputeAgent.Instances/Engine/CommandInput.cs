@@ -17,6 +17,9 @@ public sealed record CommandInput
     /// <summary>Rebuild: the new image's metadata (the same image id rebuilds from a fresh copy).</summary>
     public ImageMeta? Image { get; init; }
 
+    /// <summary>Rebuild: where the new image's kernel and ramdisk will be (images with kernel_id), else null.</summary>
+    public KernelBoot? KernelBoot { get; init; }
+
     /// <summary>Rebuild: fetches the new image into the base-image cache and returns its local path.</summary>
     public Func<CancellationToken, Task<string>>? BaseImage { get; init; }
 

@@ -1,3 +1,4 @@
+using ComputeAgent.Instances.ConfigDrive;
 using ComputeAgent.Instances.DomainXml;
 using ComputeAgent.Instances.Images;
 using ComputeAgent.Instances.Model;
@@ -19,6 +20,7 @@ public sealed class InstanceDriver
     public const string JournalInstanceDirectory = "instance_dir";
     public const string JournalRootDisk = "root_disk";
     public const string JournalDomain = "domain";
+    public const string JournalConfigDrive = "config_drive";
 
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
     private readonly LibvirtSession session;
@@ -30,7 +32,11 @@ public sealed class InstanceDriver
         this.session = session ?? throw new ArgumentNullException(nameof(session));
         this.builder = builder ?? throw new ArgumentNullException(nameof(builder));
         this.options = options ?? throw new ArgumentNullException(nameof(options));
+        ConfigDrive = new ConfigDriveBuilder(builder.Host.ConfigDriveFormat);
     }
+
+    /// <summary>Writes an instance's config drive (spawn; a rebuild calls it again with the new spec).</summary>
+    public ConfigDriveBuilder ConfigDrive { get; }
 
     public HostSettings Host => builder.Host;
 
@@ -164,6 +170,24 @@ public sealed class InstanceDriver
         return spec with { BlockDevices = [root, .. spec.BlockDevices.Where(b => b.Role != BlockDeviceRole.Root)] };
     }
 
+    /// <summary>
+    /// The spec with a config drive device when one is wanted: the caller asked, the image's
+    /// img_config_drive is mandatory, or the host forces one (Nova's required_by).
+    /// </summary>
+    public InstanceSpec WithConfigDrive(InstanceSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var wanted = spec.Guest.ConfigDrive || Host.ForceConfigDrive
+            || ImageProperties.Parse(spec.Image.Properties).ConfigDrive == ConfigDriveRequirement.Mandatory;
+        if (!wanted || spec.BlockDevices.Any(b => b.Role == BlockDeviceRole.ConfigDrive))
+        {
+            return spec;
+        }
+
+        var drive = BlockDevice.ConfigDrive(ConfigDriveBuilder.PathIn(InstanceDirectory(spec.Uuid)), ConfigDrive.Format);
+        return spec with { BlockDevices = [.. spec.BlockDevices, drive] };
+    }
+
     private async Task SpawnAsync(TaskRun run, Func<CancellationToken, Task<string>> baseImage, CancellationToken cancellationToken)
     {
         var spec = run.Spec;
@@ -180,6 +204,11 @@ public sealed class InstanceDriver
         long? rootSize = spec.Flavor.RootGiB > 0 ? spec.Flavor.RootGiB * 1024L * 1024 * 1024 : null;
         await QemuImg.CreateOverlayAsync(image, "qcow2", root, rootSize, cancellationToken).ConfigureAwait(false);
         await run.JournalAsync(JournalRootDisk, root, cancellationToken).ConfigureAwait(false);
+        if (spec.BlockDevices.Any(b => b.Role == BlockDeviceRole.ConfigDrive))
+        {
+            var drive = await ConfigDrive.BuildAsync(spec, directory, cancellationToken).ConfigureAwait(false);
+            await run.JournalAsync(JournalConfigDrive, drive, cancellationToken).ConfigureAwait(false);
+        }
 
         await run.AdvanceAsync(TaskState.Spawning, cancellationToken).ConfigureAwait(false);
         var xml = builder.Build(spec);
@@ -272,6 +301,14 @@ public sealed class InstanceDriver
         await StopAsync(uuid, cancellationToken).ConfigureAwait(false);
 
         await run.AdvanceAsync(TaskState.RebuildSpawning, cancellationToken).ConfigureAwait(false);
+
+        // As Nova does: the config drive is written again (the new image may ask for one; its
+        // contents are the instance's own), replacing the old one only once the new one is built.
+        if (newSpec.BlockDevices.Any(b => b.Role == BlockDeviceRole.ConfigDrive))
+        {
+            await ConfigDrive.BuildAsync(newSpec, InstanceDirectory(uuid), cancellationToken).ConfigureAwait(false);
+        }
+
         var root = RootDiskPath(uuid);
         await run.JournalAsync(JournalPreRebuildDisk, old, cancellationToken).ConfigureAwait(false);
         File.Move(root, old, overwrite: true);

@@ -92,7 +92,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(baseImage);
-        spec = driver.WithLocalRootDisk(spec);
+        spec = driver.WithConfigDrive(driver.WithLocalRootDisk(spec));
         _ = builder.Build(spec);
 
         var slot = slots.GetOrAdd(spec.Uuid, uuid => StartSlot(new InstanceSlot(uuid, null)));
@@ -212,7 +212,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
             case Rebuild:
                 var image = input.Image ?? throw new InvalidInstanceSpecException("image_id", "(missing)", "the image to rebuild from");
                 _ = input.BaseImage ?? throw new InvalidInstanceSpecException("image_id", image.Id, "an image the agent can fetch");
-                return Validated(record.Spec with { Image = image });
+                return Validated(driver.WithConfigDrive(record.Spec with { Image = image, KernelBoot = input.KernelBoot }));
             case SetAdminPassword:
                 if (string.IsNullOrEmpty(input.AdminPassword))
                 {

@@ -16,8 +16,8 @@ internal sealed class BaseImageBuilder
     private const int BufferSize = 1 << 20;
     private const int NoSpaceErrno = 28;
 
-    // Nova's libvirt driver boots only these containers: the disk itself.
-    private static readonly string[] ContainerFormats = ["bare", "ami"];
+    // Nova's libvirt driver boots only these containers: the disk itself (a kernel or ramdisk as itself too).
+    private static readonly string[] ContainerFormats = ["bare", "ami", "aki", "ari"];
 
     private readonly GlanceClient glance;
     private readonly ImageCacheOptions options;
@@ -41,6 +41,13 @@ internal sealed class BaseImageBuilder
         {
             var size = await DownloadAsync(image, token, download, checksum, cancellationToken).ConfigureAwait(false);
             checksum?.Verify(image.Id);
+            if (ImageFormats.IsBootFile(format))
+            {
+                // A kernel or ramdisk for direct kernel boot: QEMU reads it as a file, never as a disk, so it is kept as it came.
+                ImageCacheFiles.Seal(download);
+                return new PreparedImage(download, new QemuImageInfo(format, size, null, null, false, null), size, checksum?.Algorithm, checksum?.Expected);
+            }
+
             var info = await InspectAsync(image, download, format, cancellationToken).ConfigureAwait(false);
             var result = download;
             if (format != ImageFormats.Cache)
@@ -90,6 +97,11 @@ internal sealed class BaseImageBuilder
                 $"container_format '{meta.ContainerFormat}' wraps the disk in a container this host does not unpack; upload the disk itself with container_format bare");
         }
 
+        if (ImageFormats.IsBootFile(meta.DiskFormat))
+        {
+            return meta.DiskFormat;
+        }
+
         if (!options.AcceptedDiskFormats.Contains(meta.DiskFormat) || ImageFormats.QemuName(meta.DiskFormat) is not { } format)
         {
             throw new ImageServiceException(
@@ -115,7 +127,7 @@ internal sealed class BaseImageBuilder
         }
 
         // The download, and for a conversion about as much again (the qcow2 holds the same data).
-        var needed = format == ImageFormats.Cache ? size : 2 * size;
+        var needed = format == ImageFormats.Cache || ImageFormats.IsBootFile(format) ? size : 2 * size;
         var free = new DriveInfo(files.Directory).AvailableFreeSpace;
         if (needed > free)
         {

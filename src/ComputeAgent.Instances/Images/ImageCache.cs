@@ -40,6 +40,13 @@ public sealed partial class ImageCache
 
     public string Directory => files.Directory;
 
+    /// <summary>Where the image's cached file is (or will be once fetched); the id is checked, so the path stays in the cache.</summary>
+    public string PathOf(string imageId)
+    {
+        ImageIds.Check(imageId);
+        return files.ImagePath(imageId);
+    }
+
     /// <summary>
     /// The image's base image, downloaded first if it is not cached. Concurrent callers for one
     /// image share one download; a caller that gives up stops waiting, and the download stops when

@@ -28,6 +28,9 @@ internal static class ImageFormats
 
     public static string? QemuName(string diskFormat) => QemuNames.GetValueOrDefault(diskFormat);
 
+    /// <summary>A kernel (aki) or ramdisk (ari) for direct kernel boot: cached as it came, never a disk.</summary>
+    public static bool IsBootFile(string diskFormat) => diskFormat is "aki" or "ari";
+
     // Nova's allow-list: the vmdk kinds that keep their data in the one file (no extents elsewhere).
     public static bool IsSelfContainedVmdk(string? createType) => createType is "monolithicSparse" or "streamOptimized";
 }

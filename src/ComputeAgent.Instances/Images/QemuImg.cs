@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 
 namespace ComputeAgent.Instances.Images;
@@ -43,38 +42,8 @@ public static class QemuImg
     public static Task ConvertAsync(string source, string sourceFormat, string target, string targetFormat, CancellationToken cancellationToken) =>
         RunAsync(["convert", "-q", "-f", sourceFormat, "-O", targetFormat, source, target], cancellationToken);
 
-    private static async Task<string> RunAsync(List<string> arguments, CancellationToken cancellationToken, bool limited = false)
-    {
-        var prlimit = limited && File.Exists(Prlimit);
-        var startInfo = new ProcessStartInfo(prlimit ? Prlimit : "qemu-img")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in prlimit ? [.. InspectLimits, .. arguments] : arguments)
-        {
-            startInfo.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(startInfo) ?? throw new InvalidOperationException("qemu-img could not be started: install qemu-utils");
-        var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        var error = process.StandardError.ReadToEndAsync(cancellationToken);
-        try
-        {
-            await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        if (process.ExitCode != 0)
-        {
-            throw new IOException($"qemu-img {arguments[0]} failed (exit {process.ExitCode}): {(await error.ConfigureAwait(false)).Trim()}");
-        }
-
-        return await output.ConfigureAwait(false);
-    }
+    private static Task<string> RunAsync(List<string> arguments, CancellationToken cancellationToken, bool limited = false) =>
+        limited && File.Exists(Prlimit)
+            ? HostTool.RunAsync(Prlimit, [.. InspectLimits, .. arguments], "qemu-utils", cancellationToken, label: "qemu-img " + arguments[0])
+            : HostTool.RunAsync("qemu-img", arguments, "qemu-utils", cancellationToken, label: "qemu-img " + arguments[0]);
 }

@@ -63,6 +63,18 @@ public sealed record HostSettings
 
     public string NfsMountPointBase { get; init; } = "/var/lib/compute-agent/mnt";
 
+    /// <summary>Nova's force_config_drive: every instance gets a config drive, asked for or not.</summary>
+    public bool ForceConfigDrive { get; init; }
+
+    /// <summary>Nova's config_drive_format: iso9660 (a CD-ROM) or vfat (a disk, for guests that must write to it).</summary>
+    public ConfigDriveFormat ConfigDriveFormat { get; init; } = ConfigDriveFormat.Iso9660;
+
+    /// <summary>
+    /// What the guest reads from SMBIOS (dmidecode). The defaults are Nova's, so cloud-init's
+    /// OpenStack data source recognises the platform (product name "OpenStack Nova").
+    /// </summary>
+    public SmbiosSystem Smbios { get; init; } = new();
+
     /// <summary>The serial console log of one instance (written by virtlogd, read by the console-log API).</summary>
     public string ConsoleLogPath(Guid uuid) => Path.Combine(InstancesDirectory, uuid.ToString(), "console.log");
 
@@ -88,6 +100,10 @@ public sealed record HostSettings
         SpecValues.CheckPath("host.uefi_loader", UefiLoaderPath);
         SpecValues.CheckPath("host.uefi_nvram_template", UefiNvramTemplatePath);
         SpecValues.CheckPath("host.rng_dev_path", RngSourcePath);
+        SpecValues.CheckText("host.sysinfo_manufacturer", Smbios.Manufacturer);
+        SpecValues.CheckText("host.sysinfo_product", Smbios.Product);
+        SpecValues.CheckText("host.sysinfo_version", Smbios.Version, allowEmpty: true);
+        SpecValues.CheckText("host.sysinfo_family", Smbios.Family);
         if (CpuMode == CpuMode.Custom)
         {
             SpecValues.CheckToken("host.cpu_model", CpuModel);
@@ -103,4 +119,17 @@ public sealed record HostSettings
             throw new InvalidInstanceSpecException("host.cpu_mode", "host-passthrough", "host-model, custom or none with virt_type qemu");
         }
     }
+}
+
+/// <summary>The SMBIOS system entries every guest gets (serial and uuid are the instance's own).</summary>
+public sealed record SmbiosSystem
+{
+    public string Manufacturer { get; init; } = "OpenStack Foundation";
+
+    /// <summary>cloud-init's ds-identify and DataSourceOpenStack accept "OpenStack Nova" or "OpenStack Compute".</summary>
+    public string Product { get; init; } = "OpenStack Nova";
+
+    public string Version { get; init; } = typeof(SmbiosSystem).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
+    public string Family { get; init; } = "Virtual Machine";
 }

@@ -29,6 +29,9 @@ public sealed record InstanceSpec
     /// <summary>Required when the image has kernel_id: where the image cache put the kernel (and ramdisk).</summary>
     public KernelBoot? KernelBoot { get; init; }
 
+    /// <summary>What the guest is told at boot (key pair, user data, metadata, admin password, hostname) and whether it wants a config drive.</summary>
+    public GuestData Guest { get; init; } = new();
+
     /// <summary>The host CPUs claimed for each vCPU of a hw:cpu_policy=dedicated instance (one per vCPU, from the dedicated set).</summary>
     public IReadOnlyList<int>? PinnedCpus { get; init; }
 }

@@ -23,6 +23,43 @@ public enum VhostUserMode
     Server,
 }
 
+/// <summary>A fixed IP of a port (Neutron's fixed_ips with its subnet): "10.0.0.5/24", optionally the subnet's gateway.</summary>
+public sealed record PortAddress(string Cidr, string? Gateway = null)
+{
+    /// <summary>The address without its prefix length.</summary>
+    public string Address => Cidr.Split('/')[0];
+
+    public bool IsIPv6 => Address.Contains(':', StringComparison.Ordinal);
+
+    /// <summary>The netmask as network_data.json writes it (255.255.255.0, ffff:ffff:…::).</summary>
+    public string Netmask
+    {
+        get
+        {
+            var prefix = int.Parse(Cidr.Split('/')[1], System.Globalization.CultureInfo.InvariantCulture);
+            var bytes = new byte[IsIPv6 ? 16 : 4];
+            for (var i = 0; i < prefix; i++)
+            {
+                bytes[i / 8] |= (byte)(0x80 >> (i % 8));
+            }
+
+            return new System.Net.IPAddress(bytes).ToString();
+        }
+    }
+
+    internal bool IsValid
+    {
+        get
+        {
+            var parts = Cidr?.Split('/') ?? [];
+            return parts.Length == 2
+                && System.Net.IPAddress.TryParse(parts[0], out var ip)
+                && int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var prefix)
+                && prefix <= (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 128 : 32);
+        }
+    }
+}
+
 /// <summary>A network port (Neutron port after binding) as the controller sends it.</summary>
 public sealed record Port(string Id, string MacAddress, VifType VifType)
 {
@@ -43,6 +80,11 @@ public sealed record Port(string Id, string MacAddress, VifType VifType)
     public string? VhostUserSocketPath { get; init; }
 
     public VhostUserMode VhostUserMode { get; init; } = VhostUserMode.Client;
+
+    /// <summary>Static addresses the guest configures from the config drive's network_data.json; none: the guest uses DHCP.</summary>
+    public IReadOnlyList<PortAddress> FixedIps { get; init; } = [];
+
+    public IReadOnlyList<string> DnsNameservers { get; init; } = [];
 
     /// <summary>The tap name Nova would give this port when none is sent.</summary>
     public string EffectiveDeviceName => DeviceName ?? "tap" + Id[..Math.Min(11, Id.Length)];
@@ -78,6 +120,28 @@ public sealed record Port(string Id, string MacAddress, VifType VifType)
             if (Model is not null and not VifModel.Virtio)
             {
                 throw new InvalidInstanceSpecException(field + ".model", Model.ToString(), "virtio (vhost-user is virtio only)");
+            }
+        }
+
+        for (var i = 0; i < FixedIps.Count; i++)
+        {
+            var address = FixedIps[i];
+            if (!address.IsValid)
+            {
+                throw new InvalidInstanceSpecException($"{field}.fixed_ips[{i}].cidr", address.Cidr, "an address with its prefix length, e.g. 10.0.0.5/24 or 2001:db8::5/64");
+            }
+
+            if (address.Gateway is not null && !System.Net.IPAddress.TryParse(address.Gateway, out _))
+            {
+                throw new InvalidInstanceSpecException($"{field}.fixed_ips[{i}].gateway", address.Gateway, "an IP address");
+            }
+        }
+
+        for (var i = 0; i < DnsNameservers.Count; i++)
+        {
+            if (!System.Net.IPAddress.TryParse(DnsNameservers[i], out _))
+            {
+                throw new InvalidInstanceSpecException($"{field}.dns_nameservers[{i}]", DnsNameservers[i], "an IP address");
             }
         }
 

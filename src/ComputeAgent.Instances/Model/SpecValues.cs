@@ -41,7 +41,8 @@ internal static class SpecValues
     };
 
     /// <summary>Free text (names, ids) that goes into the XML as escaped character data: bounded and free of control characters.</summary>
-    public static string CheckText(string field, string? value, int maxLength = MaxNameLength, bool allowEmpty = false)
+    /// <param name="multiline">Also allow tab and newlines (metadata values, PEM keys, passwords: text that goes into JSON, escaped).</param>
+    public static string CheckText(string field, string? value, int maxLength = MaxNameLength, bool allowEmpty = false, bool multiline = false)
     {
         if (value is null || (!allowEmpty && value.Length == 0))
         {
@@ -56,9 +57,9 @@ internal static class SpecValues
         for (var i = 0; i < value.Length; i++)
         {
             var c = value[i];
-            if (char.IsControl(c) || (!char.IsSurrogate(c) && !XmlConvert.IsXmlChar(c)))
+            if ((char.IsControl(c) && !(multiline && c is '\t' or '\n' or '\r')) || (!char.IsSurrogate(c) && !XmlConvert.IsXmlChar(c)))
             {
-                throw new InvalidInstanceSpecException(field, value, "printable characters (no control characters such as newlines)");
+                throw new InvalidInstanceSpecException(field, value, multiline ? "text without control characters other than tab and newlines" : "printable characters (no control characters such as newlines)");
             }
 
             // A surrogate must be half of a pair; a lone one is not a character XML can carry.
