@@ -1,7 +1,9 @@
 using ComputeAgent.Host;
+using ComputeAgent.Host.Journal;
 using ComputeAgent.Instances.Images;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
+using Serilog;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.Configuration.Sources.Clear();
@@ -19,6 +21,7 @@ if (problems.Count > 0)
 }
 
 builder.Host.UseSystemd();
+builder.Services.AddSerilog(logging => AgentLogging.Configure(logging, options));
 builder.Services.Configure<AgentOptions>(builder.Configuration.GetSection(AgentOptions.Section));
 builder.Services.AddSingleton<AgentRuntime>();
 builder.Services.AddHostedService(s => s.GetRequiredService<AgentRuntime>());
