@@ -29,6 +29,9 @@ public sealed partial class AgentRuntime : IHostedService, IAsyncDisposable
 
     public bool IsReady => ready.Task.IsCompletedSuccessfully;
 
+    /// <summary>Completes with the engine once recovery has finished (never, when the start failed or was stopped).</summary>
+    public Task<InstanceEngine> WhenReady => ready.Task;
+
     /// <summary>The engine, once recovery has finished.</summary>
     public InstanceEngine? Engine => IsReady ? ready.Task.Result : null;
 

@@ -1,7 +1,10 @@
 using ComputeAgent.Host;
+using ComputeAgent.Host.HostShutdown;
 using ComputeAgent.Host.Journal;
 using ComputeAgent.Instances.Images;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Options;
 using Serilog;
 
@@ -26,6 +29,11 @@ builder.Services.Configure<AgentOptions>(builder.Configuration.GetSection(AgentO
 builder.Services.AddSingleton<AgentRuntime>();
 builder.Services.AddHostedService(s => s.GetRequiredService<AgentRuntime>());
 builder.Services.AddSingleton<RequestLedger>();
+builder.Services.TryAddSingleton<ISystemdNotifier, SystemdNotifier>();
+builder.Services.TryAddSingleton(TimeProvider.System);
+builder.Services.AddHostedService<SystemdWatchdog>();
+builder.Services.AddSingleton<GuestCommands>();
+builder.Services.AddHostedService<HostShutdownGuard>();
 builder.Services.AddHostedService<ImageCacheCleanup>();
 builder.Services.AddSingleton(s =>
 {
@@ -63,6 +71,11 @@ app.MapGrpcService<ComputeAgentService>();
 app.MapGrpcReflectionService();
 app.MapGrpcHealthChecksService();
 await app.StartAsync();
+if (Environment.GetEnvironmentVariable("COMPUTE_AGENT_FAULT") == "stall-libvirt-event-loop")
+{
+    // Fault injection for the watchdog test only: the libvirt event loop stops iterating.
+    ComputeAgent.Libvirt.LibvirtEventLoop.InjectStall();
+}
 
 // Only the socket's owner and group (root, the compute-agent group) may call the agent.
 File.SetUnixFileMode(options.UnixSocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);

@@ -1,4 +1,7 @@
+extern alias host;
+
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -57,23 +60,54 @@ public static class JournalProtocol
     }
 }
 
-/// <summary>A real Unix datagram socket standing in for /run/systemd/journal/socket.</summary>
+/// <summary>
+/// A real Unix datagram socket standing in for /run/systemd/journal/socket. A thread of its own
+/// drains it at once, as journald does: a sender blocks while a datagram socket's queue is full.
+/// </summary>
 public sealed unsafe partial class JournalReceiver : IDisposable
 {
     private readonly Socket socket = new(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+    private readonly BlockingCollection<JournalDatagram> received = [];
+    private readonly Thread reader;
 
     public JournalReceiver(string path)
     {
         Path = path;
         File.Delete(path);
         socket.Bind(new UnixDomainSocketEndPoint(path));
-        socket.ReceiveTimeout = 30_000;
+        reader = new Thread(ReadAll) { IsBackground = true, Name = "journal-receiver" };
+        reader.Start();
     }
 
     public string Path { get; }
 
-    /// <summary>The next datagram (bounded by the socket's 30 s receive timeout, for a hung test).</summary>
-    public JournalDatagram Receive()
+    /// <summary>The next datagram (bounded at 30 s, for a hung test).</summary>
+    public JournalDatagram Receive() =>
+        received.TryTake(out var next, TimeSpan.FromSeconds(30)) ? next : throw new TimeoutException($"nothing arrived on {Path} within 30 s");
+
+    private void ReadAll()
+    {
+        try
+        {
+            while (true)
+            {
+                var next = ReceiveOne();
+                if (next.Payload.Length == 0 && next.MemfdContent is null)
+                {
+                    break; // shut down: the sink never sends an empty datagram without a memfd
+                }
+
+                received.Add(next);
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+
+        received.CompleteAdding();
+    }
+
+    private JournalDatagram ReceiveOne()
     {
         var buffer = new byte[512 * 1024];
         var control = stackalloc byte[64];
@@ -106,7 +140,7 @@ public sealed unsafe partial class JournalReceiver : IDisposable
         }
 
         using var memfd = new SafeFileHandle(descriptor, ownsHandle: true);
-        var seals = Interop.Libc.GetSeals(memfd);
+        var seals = host::ComputeAgent.Host.Interop.Libc.GetSeals(memfd);
         var content = new byte[RandomAccess.GetLength(memfd)];
         RandomAccess.Read(memfd, content, 0);
         return new JournalDatagram(buffer[..received], content, seals);
@@ -127,7 +161,17 @@ public sealed unsafe partial class JournalReceiver : IDisposable
 
     public void Dispose()
     {
+        // Closing the descriptor does not wake a thread blocked in recvmsg; shutdown does.
+        try
+        {
+            socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (SocketException)
+        {
+        }
+
         socket.Dispose();
+        reader.Join(TimeSpan.FromSeconds(5));
         File.Delete(Path);
     }
 

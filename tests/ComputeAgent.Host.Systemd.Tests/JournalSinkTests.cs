@@ -1,7 +1,9 @@
+extern alias host;
+
 using System.Buffers.Binary;
 using System.Text;
-using ComputeAgent.Host.Interop;
-using ComputeAgent.Host.Journal;
+using host::ComputeAgent.Host.Interop;
+using host::ComputeAgent.Host.Journal;
 using ComputeAgent.Testing;
 using Serilog;
 using Serilog.Core;

@@ -13,6 +13,7 @@ packages=(
   libxml2-utils
   cpio syslinux syslinux-common mtools dosfstools fdisk
   procps iproute2 ovmf
+  dbus
 )
 
 missing=()
