@@ -1,3 +1,4 @@
+using System.Text;
 using ComputeAgent.Testing;
 using Xunit;
 
