@@ -1,10 +1,9 @@
 extern alias host;
-
 using System.Buffers.Binary;
 using System.Text;
+using ComputeAgent.Testing;
 using host::ComputeAgent.Host.Interop;
 using host::ComputeAgent.Host.Journal;
-using ComputeAgent.Testing;
 using Serilog;
 using Serilog.Core;
 using Xunit;
