@@ -25,6 +25,15 @@ public sealed class LogindConnection : IDisposable
     /// <summary>Connects to the bus; throws <see cref="DBusConnectionException"/> (or a socket error) when there is none.</summary>
     public static async Task<LogindConnection> ConnectAsync(string address, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(address);
+
+        // A missing socket file otherwise surfaces as "Cannot assign requested address".
+        const string unixPath = "unix:path=";
+        if (address.StartsWith(unixPath, StringComparison.Ordinal) && address[unixPath.Length..].Split(',')[0] is var socket && !File.Exists(socket))
+        {
+            throw new IOException($"no bus socket at {socket}");
+        }
+
         var connection = new DBusConnection(address);
         try
         {
