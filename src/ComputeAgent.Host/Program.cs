@@ -47,7 +47,11 @@ builder.Services.AddSingleton(s =>
     var cache = new ImageCache(glance, new ImageCacheOptions { Directory = Path.Combine(agent.StateDirectory, "_base") }, s.GetRequiredService<ILogger<ImageCache>>());
     return new ImageSource(glance, cache);
 });
-builder.Services.AddGrpc(o => o.Interceptors.Add<ErrorMapping>());
+builder.Services.AddGrpc(o =>
+{
+    o.Interceptors.Add<RequestLogScope>();
+    o.Interceptors.Add<ErrorMapping>();
+});
 builder.Services.AddGrpcReflection();
 builder.Services.AddGrpcHealthChecks(o => o.UseHealthChecksCache = false).AddCheck<AgentHealth>("agent");
 

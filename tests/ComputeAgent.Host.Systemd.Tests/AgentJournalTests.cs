@@ -35,8 +35,10 @@ public sealed class AgentJournalTests : IAsyncLifetime
         Assert.True(ready.Has("EVENT_ID"), "the [LoggerMessage] event id is its own field");
 
         var uuid = Guid.NewGuid();
+        var requestId = $"req-{Guid.NewGuid():N}";
         await agent.Client.SpawnAsync(new SpawnRequest
         {
+            RequestId = requestId,
             InstanceUuid = uuid.ToString(),
             Name = "journal-1",
             Flavor = new Flavor { Name = "m1.tiny", Vcpus = 1, RamMib = 64, RootGib = 1 },
@@ -47,6 +49,11 @@ public sealed class AgentJournalTests : IAsyncLifetime
         await agent.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString(), VmState = VmState.Active }, deadline: DateTime.UtcNow.AddSeconds(60));
         await agent.Client.PauseAsync(new InstanceRequest { InstanceUuid = uuid.ToString() });
         await agent.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString(), VmState = VmState.Paused }, deadline: DateTime.UtcNow.AddSeconds(60));
+
+        // Written while the call ran: the call's request id comes along.
+        var accepted = journal.ReceiveUntil(e => e.Has("INSTANCE_UUID") && e["INSTANCE_UUID"] == uuid.ToString() && e["MESSAGE"].Contains("spawn accepted", StringComparison.Ordinal));
+        Assert.Equal(requestId, accepted["REQUEST_ID"]);
+        Assert.Equal("SCHEDULING", accepted["TASK_STATE"]);
 
         // What `journalctl INSTANCE_UUID=<uuid>` shows: the spawn and the pause, each step with its states.
         var paused = journal.ReceiveUntil(e => e.Has("INSTANCE_UUID") && e["INSTANCE_UUID"] == uuid.ToString() && e["MESSAGE"].Contains("pause done", StringComparison.Ordinal));
