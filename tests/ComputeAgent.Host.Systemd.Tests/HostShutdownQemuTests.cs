@@ -33,7 +33,6 @@ public sealed class HostShutdownQemuTests(QemuHost host) : IDisposable
             ["BootIdPath"] = bootId,
             ["OnHostShutdown"] = "shutdown",
             ["GracefulStopTimeoutSeconds"] = "60",
-            ["LogTarget"] = "console",
         };
         var agentScratch = Path.Combine(scratch, "agent");
         string? uuid = null;

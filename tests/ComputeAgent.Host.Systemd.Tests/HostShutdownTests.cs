@@ -51,6 +51,12 @@ public sealed class HostShutdownTests : IAsyncLifetime
         Assert.All(running, uuid => Assert.Equal((VmState.Suspended, TaskState.None, PowerState.Suspended), states[uuid]));
         Assert.Equal((VmState.Stopped, TaskState.None, PowerState.Shutdown), states[stopped]);
 
+        // The test driver suspends at once, so the order is also read from the agent's own log.
+        var output = agent.Output;
+        var settled = output.IndexOf("Host shutdown: 2 of 2 guests settled", StringComparison.Ordinal);
+        var released = output.IndexOf("Host shutdown: released the inhibitor lock", StringComparison.Ordinal);
+        Assert.True(settled >= 0 && released > settled, output);
+
         var record = await File.ReadAllTextAsync(Path.Combine(scratch, "agent", "state", "host-shutdown.json"));
         Assert.Contains("\"boot_id\": \"boot-1\"", record, StringComparison.Ordinal);
         Assert.All(running, uuid => Assert.Contains(uuid, record, StringComparison.Ordinal));
@@ -79,7 +85,6 @@ public sealed class HostShutdownTests : IAsyncLifetime
         {
             ["LibvirtUri"] = "test:///default",
             ["SystemBusAddress"] = $"unix:path={Path.Combine(scratch, "no-bus")}",
-            ["LogTarget"] = "console",
         }, Path.Combine(scratch, "agent"));
 
         await WatchdogTests.WaitForOutputAsync(agent, "Host shutdown: no logind on the system bus", TimeSpan.FromSeconds(60));

@@ -65,7 +65,7 @@ public sealed class WatchdogTests : IDisposable
         }
 
         return await AgentProcess.StartAsync(
-            new Dictionary<string, string> { ["LibvirtUri"] = "test:///default", ["OnHostShutdown"] = "none", ["LogTarget"] = "console" },
+            new Dictionary<string, string> { ["LibvirtUri"] = "test:///default", ["OnHostShutdown"] = "none" },
             Path.Combine(scratch, "agent"),
             environment,
             systemdParent: true);

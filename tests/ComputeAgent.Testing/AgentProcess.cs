@@ -179,6 +179,8 @@ public sealed class AgentProcess : IAsyncDisposable
             ["InstancesDirectory"] = Path.Combine(scratch, "instances"),
             ["UnixSocketPath"] = socket,
             ["VirtType"] = "qemu",
+            // Output holds the log even where the test runner itself runs under systemd.
+            ["LogTarget"] = "console",
         };
         foreach (var (key, value) in settings)
         {
