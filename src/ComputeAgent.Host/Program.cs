@@ -23,6 +23,12 @@ if (problems.Count > 0)
     return 2;
 }
 
+if (options.LogTarget == "journal" && !File.Exists(options.JournalSocketPath))
+{
+    // Not fatal: journald may come up later; until then entries are dropped, so say it where it is seen.
+    await Console.Error.WriteLineAsync($"compute-agent: Agent:LogTarget is journal but {options.JournalSocketPath} does not exist; log entries are dropped until journald listens there");
+}
+
 builder.Host.UseSystemd();
 builder.Services.AddSerilog(logging => AgentLogging.Configure(logging, options));
 builder.Services.Configure<AgentOptions>(builder.Configuration.GetSection(AgentOptions.Section));
