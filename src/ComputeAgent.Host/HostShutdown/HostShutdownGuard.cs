@@ -34,18 +34,6 @@ public sealed partial class HostShutdownGuard : BackgroundService
         this.logger = logger ?? throw new ArgumentNullException(nameof(logger));
     }
 
-    /// <summary>Whether the inhibitor lock is held now.</summary>
-    public bool HoldsLock
-    {
-        get
-        {
-            lock (gate)
-            {
-                return inhibitor is { IsClosed: false };
-            }
-        }
-    }
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         InstanceEngine engine;
@@ -118,9 +106,14 @@ public sealed partial class HostShutdownGuard : BackgroundService
                 .ToList();
             LogShuttingDown(logger, running.Count, command.ToDisplayName());
 
-            // Recorded before anything is touched: a crash half-way still brings them back after the boot.
+            // Recorded before anything is touched: a crash half-way still brings them back after the
+            // boot. A second announcement in the same boot adds to the record, never replaces it.
             var bootId = await HostShutdownRecord.ReadBootIdAsync(options.BootIdPath, cancellationToken).ConfigureAwait(false);
-            await new HostShutdownRecord(bootId, DateTimeOffset.UtcNow, running).WriteAsync(options.StateDirectory, cancellationToken).ConfigureAwait(false);
+            var earlier = await HostShutdownRecord.ReadAsync(options.StateDirectory, cancellationToken).ConfigureAwait(false);
+            var recorded = earlier is not null && earlier.BootId == bootId
+                ? [.. earlier.Guests, .. running.Where(g => earlier.Guests.All(e => e.Uuid != g.Uuid))]
+                : running;
+            await new HostShutdownRecord(bootId, DateTimeOffset.UtcNow, recorded).WriteAsync(options.StateDirectory, cancellationToken).ConfigureAwait(false);
             var unsettled = await commands.RunAsync(engine, running, TimeSpan.FromSeconds(options.HostShutdownTimeoutSeconds), cancellationToken).ConfigureAwait(false);
             LogGuestsDone(logger, running.Count - unsettled.Count, running.Count);
         }
