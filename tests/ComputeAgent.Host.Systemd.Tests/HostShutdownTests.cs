@@ -96,6 +96,23 @@ public sealed class HostShutdownTests : IAsyncLifetime
         Assert.Equal(16, (await agent.Client.GetHostAsync(new GetHostRequest())).Cpus);
     }
 
+    [SkippableFact]
+    public async Task With_a_bus_but_no_logind_the_agent_warns_once_and_serves()
+    {
+        Skip.IfNot(DBusDaemon.Installed, "dbus-daemon is not installed (Debian package dbus); tests/host/ensure-host.sh installs it");
+        await using var bus = await DBusDaemon.StartAsync(scratch);
+        await using var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["LibvirtUri"] = "test:///default",
+            ["SystemBusAddress"] = bus.Address,
+        }, Path.Combine(scratch, "agent"));
+
+        await WatchdogTests.WaitForOutputAsync(agent, "Host shutdown: no logind on the system bus", TimeSpan.FromSeconds(60));
+        Assert.Equal(1, agent.Output.Split('\n').Count(l => l.Contains("no logind on the system bus", StringComparison.Ordinal)));
+        Assert.Contains("org.freedesktop.login1", agent.Output, StringComparison.Ordinal);
+        Assert.Equal(16, (await agent.Client.GetHostAsync(new GetHostRequest())).Cpus);
+    }
+
     public Task DisposeAsync()
     {
         try
