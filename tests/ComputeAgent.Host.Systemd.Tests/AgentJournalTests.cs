@@ -69,14 +69,7 @@ public sealed class AgentJournalTests : IAsyncLifetime
 
     public Task DisposeAsync()
     {
-        try
-        {
-            Directory.Delete(scratch, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-
+        RepositoryPaths.DeleteScratch(scratch);
         return Task.CompletedTask;
     }
 }

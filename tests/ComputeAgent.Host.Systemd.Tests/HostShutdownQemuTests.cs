@@ -94,16 +94,7 @@ public sealed class HostShutdownQemuTests(QemuHost host) : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(scratch, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => RepositoryPaths.DeleteScratch(scratch);
 
     private static async Task WaitForConsoleAsync(AgentProcess agent, string uuid, string line)
     {

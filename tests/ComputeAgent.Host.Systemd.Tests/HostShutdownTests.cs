@@ -115,14 +115,7 @@ public sealed class HostShutdownTests : IAsyncLifetime
 
     public Task DisposeAsync()
     {
-        try
-        {
-            Directory.Delete(scratch, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-
+        RepositoryPaths.DeleteScratch(scratch);
         return Task.CompletedTask;
     }
 

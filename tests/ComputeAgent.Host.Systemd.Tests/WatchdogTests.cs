@@ -40,16 +40,7 @@ public sealed class WatchdogTests : IDisposable
         Assert.Equal(1, agent.Output.Split('\n').Count(l => l.Contains("not pinging", StringComparison.Ordinal)));
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(scratch, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => RepositoryPaths.DeleteScratch(scratch);
 
     private async Task<AgentProcess> StartAsync(NotifySocket notify, string? fault)
     {
