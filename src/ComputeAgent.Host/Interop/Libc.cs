@@ -109,6 +109,7 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int memfd_create(string name, uint flags);
 
+    // fcntl is variadic; on Linux x86_64 and arm64 an int after the fixed arguments travels as a fixed one would.
     [LibraryImport("libc", SetLastError = true)]
     private static partial int fcntl(SafeFileHandle fd, int command, int argument);
 
