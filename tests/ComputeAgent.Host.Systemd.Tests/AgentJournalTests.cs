@@ -7,10 +7,14 @@ namespace ComputeAgent.Host.Systemd.Tests;
 /// <summary>The real agent process logging to a real Unix datagram socket in journald's place: its own log calls, as journalctl would index them.</summary>
 public sealed class AgentJournalTests : IAsyncLifetime
 {
-    private readonly string scratch = RepositoryPaths.CreateScratch("agent-journal");
     private TestGuest guest = null!;
+    private string scratch = null!;
 
-    public async Task InitializeAsync() => guest = await TestGuest.LoadOrBuildAsync();
+    public async Task InitializeAsync()
+    {
+        guest = await TestGuest.LoadOrBuildAsync();
+        scratch = RepositoryPaths.CreateScratch("agent-journal"); // only once nothing before it can fail
+    }
 
     [Fact]
     public async Task One_instances_story_carries_INSTANCE_UUID_and_the_agents_own_fields()

@@ -12,10 +12,14 @@ namespace ComputeAgent.Host.Systemd.Tests;
 /// </summary>
 public sealed class HostShutdownTests : IAsyncLifetime
 {
-    private readonly string scratch = RepositoryPaths.CreateScratch("host-shutdown");
     private TestGuest guest = null!;
+    private string scratch = null!;
 
-    public async Task InitializeAsync() => guest = await TestGuest.LoadOrBuildAsync();
+    public async Task InitializeAsync()
+    {
+        guest = await TestGuest.LoadOrBuildAsync();
+        scratch = RepositoryPaths.CreateScratch("host-shutdown"); // only once nothing before it can fail
+    }
 
     [SkippableFact]
     public async Task Suspend_on_shutdown_saves_every_running_guest_before_the_lock_goes_and_a_cancelled_shutdown_brings_them_back()
