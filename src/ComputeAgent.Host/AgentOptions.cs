@@ -63,6 +63,26 @@ public sealed class AgentOptions
     public string SysinfoVersion { get; set; } = new SmbiosSystem().Version;
 
     public string SysinfoFamily { get; set; } = new SmbiosSystem().Family;
+    /// <summary>auto (the journal when systemd connected stdout to it and its socket exists, else the console), journal or console.</summary>
+    public string LogTarget { get; set; } = "auto";
+
+    /// <summary>journald's native-protocol socket.</summary>
+    public string JournalSocketPath { get; set; } = Journal.JournalSocket.DefaultPath;
+
+    /// <summary>What happens to running guests when the host shuts down: shutdown (ACPI, then destroy after GracefulStopTimeoutSeconds), suspend (managed save) or none.</summary>
+    public string OnHostShutdown { get; set; } = "shutdown";
+
+    /// <summary>How long the agent holds the host's shutdown back while the guests stop or save.</summary>
+    public int HostShutdownTimeoutSeconds { get; set; } = 300;
+
+    /// <summary>After a host boot, start (or resume) the guests the host's shutdown stopped (or saved).</summary>
+    public bool ResumeGuestsOnHostBoot { get; set; } = true;
+
+    /// <summary>The D-Bus system bus (logind); empty: $DBUS_SYSTEM_BUS_ADDRESS, else unix:path=/run/dbus/system_bus_socket.</summary>
+    public string? SystemBusAddress { get; set; }
+
+    /// <summary>The kernel's boot id, which tells a host boot from an agent restart.</summary>
+    public string BootIdPath { get; set; } = "/proc/sys/kernel/random/boot_id";
 
     public EngineOptions ToEngineOptions() => new()
     {
@@ -97,7 +117,7 @@ public sealed class AgentOptions
             errors.Add($"Agent:VirtType '{VirtType}' must be kvm, qemu or auto");
         }
 
-        foreach (var (key, path) in new[] { ("StateDirectory", StateDirectory), ("InstancesDirectory", InstancesDirectory), ("UnixSocketPath", UnixSocketPath) })
+        foreach (var (key, path) in new[] { ("StateDirectory", StateDirectory), ("InstancesDirectory", InstancesDirectory), ("UnixSocketPath", UnixSocketPath), ("JournalSocketPath", JournalSocketPath), ("BootIdPath", BootIdPath) })
         {
             if (string.IsNullOrWhiteSpace(path) || !Path.IsPathFullyQualified(path))
             {
@@ -160,6 +180,26 @@ public sealed class AgentOptions
 
         errors.AddRange(Controller.Validate());
         errors.AddRange(Callers.Validate(tcpListener: !string.IsNullOrEmpty(TcpListen)));
+        if (LogTarget is not ("auto" or "journal" or "console"))
+        {
+            errors.Add($"Agent:LogTarget '{LogTarget}' must be auto, journal or console");
+        }
+
+        if (OnHostShutdown is not ("shutdown" or "suspend" or "none"))
+        {
+            errors.Add($"Agent:OnHostShutdown '{OnHostShutdown}' must be shutdown, suspend or none");
+        }
+
+        if (HostShutdownTimeoutSeconds is < 1 or > 3_600)
+        {
+            errors.Add($"Agent:HostShutdownTimeoutSeconds {HostShutdownTimeoutSeconds} must be between 1 and 3600");
+        }
+
+        if (SystemBusAddress is { Length: > 0 } bus && !bus.Contains(':', StringComparison.Ordinal))
+        {
+            errors.Add($"Agent:SystemBusAddress '{bus}' is not a D-Bus address (e.g. unix:path=/run/dbus/system_bus_socket)");
+        }
+
         return errors;
     }
 }

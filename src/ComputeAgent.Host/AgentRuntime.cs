@@ -29,7 +29,7 @@ public sealed partial class AgentRuntime : IHostedService, IAsyncDisposable
 
     public bool IsReady => ready.Task.IsCompletedSuccessfully;
 
-    /// <summary>Completes with the engine once recovery has finished.</summary>
+    /// <summary>Completes with the engine once recovery has finished (never, when the start failed or was stopped).</summary>
     public Task<InstanceEngine> Ready => ready.Task;
 
     /// <summary>The engine, once recovery has finished.</summary>

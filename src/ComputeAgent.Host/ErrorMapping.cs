@@ -60,8 +60,8 @@ public sealed partial class ErrorMapping(ILogger<ErrorMapping> logger) : Interce
         _ => null,
     };
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Method} from {Peer}: {StatusCode} {Detail}")]
-    private static partial void LogRefused(ILogger logger, string method, string peer, string statusCode, string detail);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{GrpcMethod} from {Peer}: {StatusCode} {StatusDetail}")]
+    private static partial void LogRefused(ILogger logger, string grpcMethod, string peer, string statusCode, string statusDetail);
 }
 
 /// <summary>The agent has not finished starting (recovery, libvirt connection); gRPC UNAVAILABLE.</summary>

@@ -41,8 +41,8 @@ public sealed partial class ImageCacheCleanup(AgentRuntime runtime, ImageSource 
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Image cache: removed {Count} unused base images ({ImageIds})")]
-    private static partial void LogRemoved(ILogger logger, int count, string imageIds);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Image cache: removed {ImageCount} unused base images ({ImageIds})")]
+    private static partial void LogRemoved(ILogger logger, int imageCount, string imageIds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Image cache cleanup failed; retrying in an hour")]
     private static partial void LogFailed(ILogger logger, Exception error);

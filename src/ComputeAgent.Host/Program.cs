@@ -1,8 +1,13 @@
 using ComputeAgent.Host;
 using ComputeAgent.Host.Callers;
+using ComputeAgent.Host.HostShutdown;
+using ComputeAgent.Host.Journal;
 using ComputeAgent.Instances.Images;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Options;
+using Serilog;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.Configuration.Sources.Clear();
@@ -19,12 +24,23 @@ if (problems.Count > 0)
     return 2;
 }
 
+if (options.LogTarget == "journal" && !File.Exists(options.JournalSocketPath))
+{
+    // Not fatal: journald may come up later; until then entries are dropped, so say it where it is seen.
+    await Console.Error.WriteLineAsync($"compute-agent: Agent:LogTarget is journal but {options.JournalSocketPath} does not exist; log entries are dropped until journald listens there");
+}
+
 builder.Host.UseSystemd();
+builder.Services.AddSerilog(logging => AgentLogging.Configure(logging, options));
 builder.Services.Configure<AgentOptions>(builder.Configuration.GetSection(AgentOptions.Section));
 builder.Services.AddSingleton<AgentRuntime>();
 builder.Services.AddHostedService(s => s.GetRequiredService<AgentRuntime>());
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<RequestLedger>();
+builder.Services.TryAddSingleton<ISystemdNotifier, SystemdNotifier>();
+builder.Services.AddHostedService<SystemdWatchdog>();
+builder.Services.AddSingleton<GuestCommands>();
+builder.Services.AddHostedService<HostShutdownGuard>();
 builder.Services.AddHostedService<ImageCacheCleanup>();
 builder.Services.AddSingleton(s =>
 {
@@ -38,7 +54,11 @@ builder.Services.AddSingleton(s =>
     var cache = new ImageCache(glance, new ImageCacheOptions { Directory = Path.Combine(agent.StateDirectory, "_base") }, s.GetRequiredService<ILogger<ImageCache>>());
     return new ImageSource(glance, cache);
 });
-builder.Services.AddGrpc(o => o.Interceptors.Add<ErrorMapping>());
+builder.Services.AddGrpc(o =>
+{
+    o.Interceptors.Add<RequestLogScope>();
+    o.Interceptors.Add<ErrorMapping>();
+});
 builder.Services.AddGrpcReflection();
 builder.Services.AddGrpcHealthChecks(o => o.UseHealthChecksCache = false).AddCheck<AgentHealth>("agent");
 builder.Services.AddCallerChecks(options);
@@ -65,6 +85,11 @@ app.MapGrpcService<ComputeAgentService>();
 app.MapGrpcReflectionService();
 app.MapGrpcHealthChecksService();
 await app.StartAsync();
+if (Environment.GetEnvironmentVariable("COMPUTE_AGENT_FAULT") == "stall-libvirt-event-loop")
+{
+    // Fault injection for the watchdog test only: the libvirt event loop stops iterating.
+    ComputeAgent.Libvirt.LibvirtEventLoop.InjectStall();
+}
 
 // Only the socket's owner and group (root, the compute-agent group) may call the agent.
 File.SetUnixFileMode(options.UnixSocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);

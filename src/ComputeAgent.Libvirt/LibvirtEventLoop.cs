@@ -17,7 +17,12 @@ public static class LibvirtEventLoop
     /// <summary>True once the loop thread is running.</summary>
     public static bool IsRunning => loopThread is { IsAlive: true };
 
-    /// <summary>How many loop iterations have run; the host's watchdog uses it as a liveness signal.</summary>
+    public static TimeSpan HeartbeatInterval { get; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
+    /// How many loop iterations have run; the host's watchdog uses it as a liveness signal. A
+    /// heartbeat timer makes it advance at least once every <see cref="HeartbeatInterval"/>.
+    /// </summary>
     public static int Iterations => iterations;
 
     /// <summary>
@@ -46,9 +51,10 @@ public static class LibvirtEventLoop
                 throw LibvirtException.FromLastError("virEventRegisterDefaultImpl");
             }
 
-            // A timer that never fires keeps virEventRunDefaultImpl from spinning when nothing is
-            // registered yet; libvirt's poll then sleeps until a handle or timer is due.
-            _ = Interop.Libvirt.virEventAddTimeout(-1, &NoopTimer, 0, null);
+            // A heartbeat: the loop wakes twice a second even when no connection has anything to say,
+            // so a loop that stops iterating is a stuck loop (the host's watchdog stops pinging).
+            // It also keeps virEventRunDefaultImpl from spinning when nothing else is registered.
+            _ = Interop.Libvirt.virEventAddTimeout((int)HeartbeatInterval.TotalMilliseconds, &NoopTimer, 0, null);
 
             var thread = new Thread(Run)
             {
@@ -58,6 +64,16 @@ public static class LibvirtEventLoop
             thread.Start();
             loopThread = thread;
         }
+    }
+
+    /// <summary>
+    /// Fault injection for the host's watchdog test: runs a callback on the loop thread that never
+    /// returns, as a callback that blocks would. Nothing but that test calls it.
+    /// </summary>
+    public static unsafe void InjectStall()
+    {
+        EnsureStarted();
+        _ = Interop.Libvirt.virEventAddTimeout(0, &StallTimer, 0, null);
     }
 
     private static void Run()
@@ -80,4 +96,7 @@ public static class LibvirtEventLoop
     private static void NoopTimer(int timer, nint opaque)
     {
     }
+
+    [UnmanagedCallersOnly]
+    private static void StallTimer(int timer, nint opaque) => Thread.Sleep(Timeout.Infinite);
 }

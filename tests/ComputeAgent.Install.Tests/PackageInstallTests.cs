@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using ComputeAgent.Api.V1;
+using ComputeAgent.Testing;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 using Xunit;

@@ -76,11 +76,16 @@ public sealed class AgentProcess : IAsyncDisposable
 #endif
 
     /// <summary>Starts the agent with these settings (Agent:Key=value) and waits until it answers health SERVING.</summary>
-    public static async Task<AgentProcess> StartAsync(IReadOnlyDictionary<string, string> settings, string? scratch = null)
+    /// <param name="environment">Extra environment variables (NOTIFY_SOCKET, WATCHDOG_USEC, ...).</param>
+    /// <param name="systemdParent">
+    /// Start it under a parent process named systemd, as the unit does: .NET's UseSystemd() sends
+    /// READY=1 only then. SIGTERM to the parent is passed on to the agent.
+    /// </param>
+    public static async Task<AgentProcess> StartAsync(IReadOnlyDictionary<string, string> settings, string? scratch = null, IReadOnlyDictionary<string, string>? environment = null, bool systemdParent = false)
     {
         scratch ??= RepositoryPaths.CreateScratch("agent");
         var socket = Path.Combine(scratch, "agent.sock");
-        var process = Launch(settings, scratch, socket);
+        var process = Launch(settings, scratch, socket, environment ?? new Dictionary<string, string>(), systemdParent);
         var agent = new AgentProcess(process, scratch, socket);
         agent.Capture();
         await agent.WaitServingAsync(TimeSpan.FromSeconds(60));
@@ -130,7 +135,7 @@ public sealed class AgentProcess : IAsyncDisposable
         process.Dispose();
     }
 
-    private static Process Launch(IReadOnlyDictionary<string, string> settings, string scratch, string socket)
+    private static Process Launch(IReadOnlyDictionary<string, string> settings, string scratch, string socket, IReadOnlyDictionary<string, string> environment, bool systemdParent)
     {
         var startInfo = new ProcessStartInfo("dotnet")
         {
@@ -138,6 +143,18 @@ public sealed class AgentProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (systemdParent)
+        {
+            var parent = Path.Combine(scratch, "bin", "systemd");
+            Directory.CreateDirectory(Path.GetDirectoryName(parent)!);
+            File.CreateSymbolicLink(parent, "/bin/bash");
+            startInfo.FileName = parent;
+            startInfo.ArgumentList.Add("-c");
+            startInfo.ArgumentList.Add("trap 'kill -TERM $child; wait $child; exit $?' TERM; \"$@\" & child=$!; wait $child");
+            startInfo.ArgumentList.Add("systemd");
+            startInfo.ArgumentList.Add("dotnet");
+        }
+
         startInfo.ArgumentList.Add(Binary);
         foreach (var argument in Arguments(settings, scratch, socket))
         {
@@ -146,6 +163,11 @@ public sealed class AgentProcess : IAsyncDisposable
 
         // No /etc/compute-agent/agent.json from the machine leaks into a test.
         startInfo.Environment["COMPUTE_AGENT_CONFIG"] = Path.Combine(scratch, "none.json");
+        foreach (var (name, value) in environment)
+        {
+            startInfo.Environment[name] = value;
+        }
+
         return Process.Start(startInfo) ?? throw new InvalidOperationException("could not start the agent");
     }
 
@@ -157,6 +179,8 @@ public sealed class AgentProcess : IAsyncDisposable
             ["InstancesDirectory"] = Path.Combine(scratch, "instances"),
             ["UnixSocketPath"] = socket,
             ["VirtType"] = "qemu",
+            // Output holds the log even where the test runner itself runs under systemd.
+            ["LogTarget"] = "console",
         };
         foreach (var (key, value) in settings)
         {

@@ -40,4 +40,16 @@ public static class RepositoryPaths
             | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         return path;
     }
+
+    /// <summary>Removes a scratch folder; one still in use (a process that has not let go yet) is left for the next run's cleanup.</summary>
+    public static void DeleteScratch(string path)
+    {
+        try
+        {
+            Directory.Delete(path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
 }

@@ -15,6 +15,7 @@ packages=(
   procps iproute2 ovmf
   curl util-linux # the caller tests: curl speaks gRPC over the socket as another uid (setpriv)
   xorriso debootstrap e2fsprogs # config drives (xorriso), the cloud image (tests/guest/build-cloud-image.sh)
+  dbus
 )
 
 missing=()

@@ -59,6 +59,9 @@ public sealed partial class InstanceEngine : IAsyncDisposable
 
     private int reconcilePasses;
 
+    /// <summary>Started and its libvirt event pump and reconcile loop still running (the host's watchdog reads it).</summary>
+    public bool IsAlive => eventPump is { IsCompleted: false } && reconcileLoop is { IsCompleted: false };
+
     /// <summary>
     /// Loads the records, settles every difference with libvirt (interrupted tasks, vanished
     /// domains, domains of ours with no record), then starts following libvirt. Serve only after.

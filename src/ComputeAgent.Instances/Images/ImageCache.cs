@@ -236,14 +236,14 @@ public sealed partial class ImageCache
         _ = flight.Download.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Removed {Count} leftover temp file(s) of interrupted downloads from {CacheDirectory}")]
-    private partial void LogLeftoversRemoved(int count, string cacheDirectory);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Removed {FileCount} leftover temp file(s) of interrupted downloads from {CacheDirectory}")]
+    private partial void LogLeftoversRemoved(int fileCount, string cacheDirectory);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Image {ImageId}: downloading ({DiskFormat}, {Size} bytes)")]
-    private partial void LogDownloading(string imageId, string diskFormat, long? size);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Image {ImageId}: downloading ({DiskFormat}, {SizeBytes} bytes)")]
+    private partial void LogDownloading(string imageId, string diskFormat, long? sizeBytes);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Image {ImageId}: cached ({Size} bytes, {HashAlgorithm} verified, {SourceFormat} to qcow2) in {ElapsedMs} ms")]
-    private partial void LogCached(string imageId, long size, string hashAlgorithm, string sourceFormat, long elapsedMs);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Image {ImageId}: cached ({SizeBytes} bytes, {HashAlgorithm} verified, {SourceFormat} to qcow2) in {ElapsedMs} ms")]
+    private partial void LogCached(string imageId, long sizeBytes, string hashAlgorithm, string sourceFormat, long elapsedMs);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Image {ImageId}: not cached: {Reason}")]
     private partial void LogFailed(string imageId, string reason);

@@ -1,0 +1,57 @@
+extern alias host;
+
+using System.Text.Json;
+using ComputeAgent.Testing;
+using host::ComputeAgent.Host;
+using Xunit;
+
+namespace ComputeAgent.Host.Systemd.Tests;
+
+/// <summary>packaging/agent.json, the conffile: every setting of the agent, with its default, each with a comment.</summary>
+public sealed class PackagedSettingsTests
+{
+    [Fact]
+    public void The_conffile_lists_every_setting_with_its_default_and_a_comment_and_passes_validation()
+    {
+        var path = Path.Combine(RepositoryPaths.Root, "packaging", "agent.json");
+        var lines = File.ReadAllLines(path);
+        using var json = JsonDocument.Parse(File.ReadAllText(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip });
+        var section = json.RootElement.GetProperty(AgentOptions.Section);
+        var defaults = new AgentOptions();
+        foreach (var property in typeof(AgentOptions).GetProperties().Where(p => p.CanWrite))
+        {
+            Assert.True(section.TryGetProperty(property.Name, out var value), $"{property.Name} is missing from {path}");
+            var expected = property.GetValue(defaults);
+            Assert.Equal(expected is null ? "null" : JsonSerializer.Serialize(expected), value.GetRawText());
+            var at = Array.FindIndex(lines, l => l.TrimStart().StartsWith($"\"{property.Name}\":", StringComparison.Ordinal));
+            Assert.True(at > 0 && lines[at - 1].TrimStart().StartsWith("//", StringComparison.Ordinal), $"{property.Name} has no comment above it");
+        }
+
+        Assert.Empty(defaults.Validate());
+    }
+
+    [Fact]
+    public void Bad_host_shutdown_and_log_settings_are_each_named()
+    {
+        var problems = new AgentOptions
+        {
+            OnHostShutdown = "hibernate",
+            HostShutdownTimeoutSeconds = 0,
+            LogTarget = "syslog",
+            JournalSocketPath = "journal.sock",
+            BootIdPath = "boot_id",
+            SystemBusAddress = "/run/dbus/system_bus_socket",
+        }.Validate();
+
+        Assert.Equal(
+            [
+                "Agent:JournalSocketPath 'journal.sock' must be an absolute path",
+                "Agent:BootIdPath 'boot_id' must be an absolute path",
+                "Agent:LogTarget 'syslog' must be auto, journal or console",
+                "Agent:OnHostShutdown 'hibernate' must be shutdown, suspend or none",
+                "Agent:HostShutdownTimeoutSeconds 0 must be between 1 and 3600",
+                "Agent:SystemBusAddress '/run/dbus/system_bus_socket' is not a D-Bus address (e.g. unix:path=/run/dbus/system_bus_socket)",
+            ],
+            problems);
+    }
+}
