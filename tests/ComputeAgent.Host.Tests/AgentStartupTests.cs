@@ -1,5 +1,5 @@
-using ComputeAgent.Testing;
 using ComputeAgent.Api.V1;
+using ComputeAgent.Testing;
 using Grpc.Core;
 using Grpc.Reflection.V1Alpha;
 using Xunit;

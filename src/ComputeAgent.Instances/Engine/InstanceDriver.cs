@@ -2,8 +2,8 @@ using ComputeAgent.Instances.ConfigDrive;
 using ComputeAgent.Instances.DomainXml;
 using ComputeAgent.Instances.Images;
 using ComputeAgent.Instances.Model;
-using ComputeAgent.Instances.Store;
 using ComputeAgent.Instances.StateModel;
+using ComputeAgent.Instances.Store;
 using ComputeAgent.Libvirt;
 using static ComputeAgent.Instances.StateModel.InstanceCommand;
 

@@ -22,9 +22,15 @@ public static class DomainXmlCorpus
             Flavor = Samples.Flavor(
                 new Dictionary<string, string>
                 {
-                    ["hw:cpu_sockets"] = "1", ["hw:cpu_threads"] = "2", ["quota:cpu_shares"] = "100", ["quota:cpu_quota"] = "-1",
-                    ["quota:disk_total_bytes_sec"] = "1000000", ["quota:disk_read_iops_sec"] = "10", ["quota:disk_write_iops_sec"] = "20",
-                    ["quota:vif_outbound_average"] = "10", ["quota:vif_outbound_burst"] = "20",
+                    ["hw:cpu_sockets"] = "1",
+                    ["hw:cpu_threads"] = "2",
+                    ["quota:cpu_shares"] = "100",
+                    ["quota:cpu_quota"] = "-1",
+                    ["quota:disk_total_bytes_sec"] = "1000000",
+                    ["quota:disk_read_iops_sec"] = "10",
+                    ["quota:disk_write_iops_sec"] = "20",
+                    ["quota:vif_outbound_average"] = "10",
+                    ["quota:vif_outbound_burst"] = "20",
                 },
                 vcpus: 4),
         },
@@ -54,8 +60,14 @@ public static class DomainXmlCorpus
             Flavor = Samples.Flavor(new Dictionary<string, string> { ["hw:watchdog_action"] = "poweroff", ["hw_rng:rate_bytes"] = "100", ["hw:pmu"] = "on" }),
             Image = Samples.Image(new Dictionary<string, string>
             {
-                ["hw_firmware_type"] = "uefi", ["hw_qemu_guest_agent"] = "true", ["hw_rng_model"] = "virtio", ["hw_video_model"] = "none",
-                ["hw_pointer_model"] = "ps2mouse", ["hw_boot_menu"] = "yes", ["hw_serial_port_count"] = "4", ["os_type"] = "linux",
+                ["hw_firmware_type"] = "uefi",
+                ["hw_qemu_guest_agent"] = "true",
+                ["hw_rng_model"] = "virtio",
+                ["hw_video_model"] = "none",
+                ["hw_pointer_model"] = "ps2mouse",
+                ["hw_boot_menu"] = "yes",
+                ["hw_serial_port_count"] = "4",
+                ["os_type"] = "linux",
             }),
         },
         ["no ports, kvm, custom cpu, cirrus"] = id => Samples.Typical(id) with
