@@ -60,7 +60,8 @@ public sealed class AgentOptions
 
     public string SysinfoProduct { get; set; } = new SmbiosSystem().Product;
 
-    public string SysinfoVersion { get; set; } = new SmbiosSystem().Version;
+    /// <summary>Null: the agent's own version (so an upgrade shows in the guests without a config change).</summary>
+    public string? SysinfoVersion { get; set; }
 
     public string SysinfoFamily { get; set; } = new SmbiosSystem().Family;
     /// <summary>auto (the journal when systemd connected stdout to it and its socket exists, else the console), journal or console.</summary>
@@ -100,7 +101,7 @@ public sealed class AgentOptions
         InstancesDirectory = InstancesDirectory,
         ForceConfigDrive = ForceConfigDrive,
         ConfigDriveFormat = ConfigDriveFormat == "vfat" ? Instances.Model.ConfigDriveFormat.Vfat : Instances.Model.ConfigDriveFormat.Iso9660,
-        Smbios = new SmbiosSystem { Manufacturer = SysinfoManufacturer, Product = SysinfoProduct, Version = SysinfoVersion, Family = SysinfoFamily },
+        Smbios = new SmbiosSystem { Manufacturer = SysinfoManufacturer, Product = SysinfoProduct, Version = SysinfoVersion ?? new SmbiosSystem().Version, Family = SysinfoFamily },
     };
 
     /// <summary>Every problem with the settings, each naming its key and what is allowed; empty when they are fine.</summary>
@@ -148,7 +149,7 @@ public sealed class AgentOptions
             }
         }
 
-        if (SysinfoVersion is null || SysinfoVersion.Length > 255 || SysinfoVersion.Any(char.IsControl))
+        if (SysinfoVersion is not null && (SysinfoVersion.Length > 255 || SysinfoVersion.Any(char.IsControl)))
         {
             errors.Add($"Agent:SysinfoVersion '{SysinfoVersion}' must be at most 255 printable characters");
         }
