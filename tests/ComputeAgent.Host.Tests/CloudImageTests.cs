@@ -93,8 +93,9 @@ public sealed class CloudImageTests(QemuHost host)
 
         var console = Path.Combine(scratch, "instances", uuid.ToString(), "console.log");
         await EventWaits.WaitForConsoleLineAsync(console, "CLOUD-TEST USER-DATA RAN as root", BootBound);
-        var lines = (await File.ReadAllLinesAsync(console)).Select(l => l.TrimEnd('\r')).ToList();
-        // The script's first line may share a line with getty's login prompt.
+        // getty's login prompt on the same serial port can land at the start of any of the script's
+        // lines (both write to ttyS0 at once): take it off before matching.
+        var lines = (await File.ReadAllLinesAsync(console)).Select(l => l.TrimEnd('\r').Replace("cloud-test login: ", string.Empty, StringComparison.Ordinal)).ToList();
         var datasource = Assert.Single(lines, l => l.Contains("CLOUD-TEST DATASOURCE", StringComparison.Ordinal));
         Assert.Contains("DataSourceConfigDrive", datasource, StringComparison.Ordinal);
         var begin = lines.IndexOf("CLOUD-TEST AUTHORIZED-KEYS BEGIN");
