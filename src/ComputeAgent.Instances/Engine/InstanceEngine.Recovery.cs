@@ -173,10 +173,11 @@ public sealed partial class InstanceEngine
     private async Task AdoptAsync(Guid uuid, PowerState power, CancellationToken cancellationToken)
     {
         InstanceMetadata? metadata;
+        string? xml;
         try
         {
             var connection = await session.GetConnectionAsync(cancellationToken).ConfigureAwait(false);
-            var xml = await Task.Run(
+            xml = await Task.Run(
                 () =>
                 {
                     using var domain = connection.TryLookupByUuid(uuid);
@@ -194,9 +195,17 @@ public sealed partial class InstanceEngine
             return;
         }
 
-        if (metadata is null)
+        if (metadata is null || xml is null)
         {
             return; // not ours: other domains on the host are left alone
+        }
+
+        if (!DisksAreOurs(xml))
+        {
+            // Built by an agent with another instances folder (a second agent on a shared
+            // libvirt, as parallel test runs have): its guest, not ours to take over.
+            LogOtherAgents(logger, uuid);
+            return;
         }
 
         var f = metadata.Flavor;
@@ -233,6 +242,20 @@ public sealed partial class InstanceEngine
             slot.Gate.Release();
         }
     }
+
+    /// <summary>A domain with file disks is ours only if one of them is in this agent's instances folder.</summary>
+    private bool DisksAreOurs(string domainXml)
+    {
+        var folder = driver.Host.InstancesDirectory.TrimEnd('/') + "/";
+        var files = System.Xml.Linq.XDocument.Parse(domainXml).Descendants("disk")
+            .Select(d => (string?)d.Element("source")?.Attribute("file"))
+            .OfType<string>()
+            .ToList();
+        return files.Count == 0 || files.Any(f => f.StartsWith(folder, StringComparison.Ordinal));
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Domain {InstanceUuid} carries agent metadata but its disks are outside this agent's instances folder; left to the agent that made it")]
+    private static partial void LogOtherAgents(ILogger logger, Guid instanceUuid);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceUuid}: {Command} was interrupted at {TaskState} by an agent stop; now {VmState}")]
     private static partial void LogRecovered(ILogger logger, Guid instanceUuid, string command, string taskState, string vmState);

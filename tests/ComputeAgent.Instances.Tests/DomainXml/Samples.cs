@@ -144,7 +144,8 @@ public static class Samples
     /// A test:///default domain named and tagged as the agent would leave one (its metadata comes
     /// from the builder for <see cref="Typical"/>): what the engine adopts at start.
     /// </summary>
-    public static string TestDriverDomainOfOurs(Guid uuid)
+    /// <param name="disk">A file disk for the domain (the test driver does not open it), e.g. in another agent's instances folder.</param>
+    public static string TestDriverDomainOfOurs(Guid uuid, string? disk = null)
     {
         var metadata = BuildDocument(Typical(uuid)).Root!.Element("metadata")!;
         return new XElement("domain", new XAttribute("type", "test"),
@@ -153,6 +154,9 @@ public static class Samples
             new XElement("memory", new XAttribute("unit", "MiB"), 64),
             new XElement("vcpu", 1),
             new XElement("os", new XElement("type", "hvm")),
+            disk is null ? null : new XElement("devices", new XElement("disk", new XAttribute("type", "file"), new XAttribute("device", "disk"),
+                new XElement("source", new XAttribute("file", disk)),
+                new XElement("target", new XAttribute("dev", "vda"), new XAttribute("bus", "virtio")))),
             metadata).ToString();
     }
 }

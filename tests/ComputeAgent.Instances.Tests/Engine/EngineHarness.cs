@@ -134,10 +134,10 @@ public sealed class EngineHarness : IAsyncDisposable
     }
 
     /// <summary>Defines a test-driver domain carrying the agent's metadata, as the agent would have left it.</summary>
-    public static Guid DefineTestDomainOfOurs(LibvirtConnection connection, bool start)
+    public static Guid DefineTestDomainOfOurs(LibvirtConnection connection, bool start, string? disk = null)
     {
         var uuid = Guid.NewGuid();
-        using var domain = connection.DefineXml(Samples.TestDriverDomainOfOurs(uuid));
+        using var domain = connection.DefineXml(Samples.TestDriverDomainOfOurs(uuid, disk));
         if (start)
         {
             domain.Create();

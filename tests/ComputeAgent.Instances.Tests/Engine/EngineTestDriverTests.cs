@@ -24,6 +24,9 @@ public sealed class EngineTestDriverTests : IAsyncLifetime
     {
         defined.Add(EngineHarness.DefineTestDomainOfOurs(behindTheBack, start: true));
         defined.Add(EngineHarness.DefineTestDomainOfOurs(behindTheBack, start: false));
+
+        // Made by another agent on the same libvirt: its disk is in that agent's instances folder.
+        defined.Add(EngineHarness.DefineTestDomainOfOurs(behindTheBack, start: true, disk: "/var/tmp/another-agent/instances/x/disk"));
         harness = await EngineHarness.StartAsync(Uri);
     }
 
@@ -45,6 +48,9 @@ public sealed class EngineTestDriverTests : IAsyncLifetime
         Assert.Equal((VmState.Stopped, PowerState.Shutdown), (stopped.VmState, stopped.PowerState));
         Assert.Equal(Samples.Typical(defined[0]).Flavor.Name, running.Spec.Flavor.Name);
         Assert.Equal("adopted", Assert.Single(await harness.Store.ListFaultsAsync(defined[0])).Code);
+
+        // Another agent's guest (its disk in another instances folder) is left to that agent.
+        Assert.Null(harness.Engine.Find(defined[2]));
 
         // The driver's own "test" domain carries no agent metadata: not ours.
         using var test = behindTheBack.LookupByName("test");
