@@ -12,7 +12,12 @@ namespace ComputeAgent.Testing;
 /// </summary>
 public sealed class AgentProcess : IAsyncDisposable
 {
+    // Every agent this test process started: a test that fails before it disposes its agent must
+    // not leave the agent running (it would hold guests and files past the run).
+    private static readonly System.Collections.Concurrent.ConcurrentBag<Process> Started = StartedWithCleanup();
+
     private readonly Process process;
+    private int disposed;
     private readonly StringBuilder output = new();
 
     private AgentProcess(Process process, string scratch, string socket)
@@ -116,6 +121,11 @@ public sealed class AgentProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref disposed, 1) != 0)
+        {
+            return;
+        }
+
         Channel.Dispose();
         if (!process.HasExited)
         {
@@ -168,7 +178,9 @@ public sealed class AgentProcess : IAsyncDisposable
             startInfo.Environment[name] = value;
         }
 
-        return Process.Start(startInfo) ?? throw new InvalidOperationException("could not start the agent");
+        var started = Process.Start(startInfo) ?? throw new InvalidOperationException("could not start the agent");
+        Started.Add(started);
+        return started;
     }
 
     private static IEnumerable<string> Arguments(IReadOnlyDictionary<string, string> settings, string scratch, string socket)
@@ -235,5 +247,28 @@ public sealed class AgentProcess : IAsyncDisposable
         }
 
         throw new TimeoutException($"the agent did not answer SERVING within {timeout}: {Output}");
+    }
+
+    private static System.Collections.Concurrent.ConcurrentBag<Process> StartedWithCleanup()
+    {
+        var started = new System.Collections.Concurrent.ConcurrentBag<Process>();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            foreach (var process in started)
+            {
+                try
+                {
+                    if (!process.HasExited)
+                    {
+                        process.Kill(entireProcessTree: true);
+                    }
+                }
+                catch (InvalidOperationException)
+                {
+                    // Disposed by its test: already stopped.
+                }
+            }
+        };
+        return started;
     }
 }
