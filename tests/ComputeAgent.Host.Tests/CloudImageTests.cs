@@ -66,14 +66,16 @@ public sealed class CloudImageTests(QemuHost host)
     private static async Task BootAndCheckAsync(AgentProcess agent, ImageService images, CloudImage image, string scratch, Guid uuid)
     {
         // The script writes straight to the serial port: what it prints is the test's evidence.
+        // Each line opens the port anew, retrying: serial-getty starting on ttyS0 at the same time
+        // hangs the port up (vhangup), and a descriptor opened before that only gets EIO.
         const string script = """
             #!/bin/sh
-            exec >/dev/ttyS0 2>&1
-            echo "CLOUD-TEST DATASOURCE $(grep -o '"datasource": "[^"]*"' /run/cloud-init/status.json | head -n1)"
-            echo "CLOUD-TEST AUTHORIZED-KEYS BEGIN"
-            cat /home/*/.ssh/authorized_keys
-            echo "CLOUD-TEST AUTHORIZED-KEYS END"
-            echo "CLOUD-TEST USER-DATA RAN as $(id -un)"
+            say() { for i in 1 2 3 4 5 6 7 8 9 10; do printf '%s\n' "$1" >/dev/ttyS0 2>/dev/null && return 0; sleep 1; done; return 1; }
+            say "CLOUD-TEST DATASOURCE $(grep -o '"datasource": "[^"]*"' /run/cloud-init/status.json | head -n1)"
+            say "CLOUD-TEST AUTHORIZED-KEYS BEGIN"
+            cat /home/*/.ssh/authorized_keys | while IFS= read -r key; do say "$key"; done
+            say "CLOUD-TEST AUTHORIZED-KEYS END"
+            say "CLOUD-TEST USER-DATA RAN as $(id -un)"
             """;
         var request = new SpawnRequest
         {
@@ -92,10 +94,12 @@ public sealed class CloudImageTests(QemuHost host)
         Assert.True(spawned.VmState == VmState.Active, $"spawn ended {spawned.VmState}: {spawned.Fault?.Message}\n{agent.Output}");
 
         var console = Path.Combine(scratch, "instances", uuid.ToString(), "console.log");
-        await EventWaits.WaitForConsoleLineAsync(console, "CLOUD-TEST USER-DATA RAN as root", BootBound);
+        // Cloud-init's last word comes after the user-data script: wait for it, then look.
+        await EventWaits.WaitForConsoleAsync(console, l => l.Contains("Cloud-init v.", StringComparison.Ordinal) && l.Contains("finished at", StringComparison.Ordinal), "cloud-init's 'finished at' line", BootBound);
         // getty's login prompt on the same serial port can land at the start of any of the script's
         // lines (both write to ttyS0 at once): take it off before matching.
         var lines = (await File.ReadAllLinesAsync(console)).Select(l => l.TrimEnd('\r').Replace("cloud-test login: ", string.Empty, StringComparison.Ordinal)).ToList();
+        Assert.True(lines.Contains("CLOUD-TEST USER-DATA RAN as root"), $"the user-data script did not run to its end as root; console:\n{string.Join('\n', lines.TakeLast(60))}");
         var datasource = Assert.Single(lines, l => l.Contains("CLOUD-TEST DATASOURCE", StringComparison.Ordinal));
         Assert.Contains("DataSourceConfigDrive", datasource, StringComparison.Ordinal);
         var begin = lines.IndexOf("CLOUD-TEST AUTHORIZED-KEYS BEGIN");

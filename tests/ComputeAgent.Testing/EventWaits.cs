@@ -37,8 +37,13 @@ public static class EventWaits
         reader.WaitForAsync(e => e.Kind == DomainEventKind.Lifecycle && e.Uuid == uuid, timeout, $"for {uuid}");
 
     /// <summary>Waits for a line of the serial console log; fails with the log's tail when it never comes.</summary>
-    public static async Task WaitForConsoleLineAsync(string logPath, string line, TimeSpan timeout, int occurrence = 1)
+    public static Task WaitForConsoleLineAsync(string logPath, string line, TimeSpan timeout, int occurrence = 1) =>
+        WaitForConsoleAsync(logPath, l => l == line, $"'{line}'", timeout, occurrence);
+
+    /// <summary>Waits for a console line that <paramref name="matches"/> (lines without their '\r'); fails with the log's tail when none comes.</summary>
+    public static async Task WaitForConsoleAsync(string logPath, Func<string, bool> matches, string what, TimeSpan timeout, int occurrence = 1)
     {
+        ArgumentNullException.ThrowIfNull(matches);
         using var cts = new CancellationTokenSource(timeout);
         var text = string.Empty;
         while (!cts.IsCancellationRequested)
@@ -48,7 +53,7 @@ public static class EventWaits
                 await using var stream = new FileStream(logPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
                 using var streamReader = new StreamReader(stream);
                 text = await streamReader.ReadToEndAsync(CancellationToken.None);
-                var count = text.Split('\n').Count(l => l.TrimEnd('\r') == line);
+                var count = text.Split('\n').Count(l => matches(l.TrimEnd('\r')));
                 if (count >= occurrence)
                 {
                     return;
@@ -65,6 +70,6 @@ public static class EventWaits
             }
         }
 
-        throw new TimeoutException($"'{line}' (occurrence {occurrence}) not on the console within {timeout}; log tail: {text[Math.Max(0, text.Length - 1500)..]}");
+        throw new TimeoutException($"{what} (occurrence {occurrence}) not on the console within {timeout}; log tail: {text[Math.Max(0, text.Length - 1500)..]}");
     }
 }
