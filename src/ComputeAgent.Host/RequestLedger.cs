@@ -70,10 +70,10 @@ public sealed class RequestLedger(AgentRuntime runtime, TimeProvider time)
         }
 
         var answer = await work().ConfigureAwait(false);
-        if (runtime.Store is { } now)
+        if (store is not null)
         {
             var at = time.GetUtcNow();
-            await now.RememberAnswerAsync(requestId, kind, answer.ToByteArray(), at, at - Retention).ConfigureAwait(false);
+            await store.RememberAnswerAsync(requestId, kind, answer.ToByteArray(), at, at - Retention).ConfigureAwait(false);
         }
 
         return answer;

@@ -119,13 +119,7 @@ public sealed class InstanceDriver
         ConfirmResize => ConfirmResizeAsync(run.Record, cancellationToken),
         RevertResize => RevertResizeAsync(run, cancellationToken),
         SoftDelete => SoftDeleteAsync(run.Uuid, cancellationToken),
-        Restore => OnDomainAsync(run.Uuid, d =>
-        {
-            if (!d.IsActive)
-            {
-                d.Create();
-            }
-        }, cancellationToken),
+        Restore => StartIfStoppedAsync(run.Uuid, cancellationToken),
         Rebuild => RebuildAsync(run, cancellationToken),
         SetAdminPassword => OnDomainAsync(run.Uuid, d => d.SetUserPassword(
             string.IsNullOrEmpty(run.Input.User) ? DefaultAdminUser : run.Input.User,
@@ -439,15 +433,16 @@ public sealed class InstanceDriver
     }
 
     /// <summary>The target device (vda, sda…) of the disk whose source is <paramref name="path"/>.</summary>
-    private static string DiskTarget(string domainXml, string path)
-    {
-        var document = System.Xml.Linq.XDocument.Parse(domainXml);
-        return document.Descendants("disk")
-            .Where(d => (string?)d.Element("source")?.Attribute("file") == path)
-            .Select(d => (string?)d.Element("target")?.Attribute("dev"))
-            .FirstOrDefault(dev => dev is not null)
+    private static string DiskTarget(string domainXml, string path) =>
+        FileDisks(domainXml).Where(d => d.File == path).Select(d => d.Target).FirstOrDefault(dev => dev is not null)
             ?? throw new InvalidOperationException($"the domain has no disk backed by {path}");
-    }
+
+    /// <summary>The domain's file-backed disks: each source file with its target device (null when it has none).</summary>
+    internal static IEnumerable<(string File, string? Target)> FileDisks(string domainXml) =>
+        System.Xml.Linq.XDocument.Parse(domainXml).Descendants("disk")
+            .Select(d => (File: (string?)d.Element("source")?.Attribute("file"), Target: (string?)d.Element("target")?.Attribute("dev")))
+            .Where(d => d.File is not null)
+            .Select(d => (d.File!, d.Target));
 
     /// <summary>Confirm: the new size stays; what was set aside for a revert goes.</summary>
     public static Task ConfirmResizeAsync(InstanceRecord record, CancellationToken cancellationToken)
@@ -504,23 +499,8 @@ public sealed class InstanceDriver
     /// <summary>Finishes an interrupted soft delete (the guest off) or restore (the guest running); returns the power_state after.</summary>
     public async Task<PowerState> FinishAsync(InstanceCommand command, InstanceRecord record, CancellationToken cancellationToken)
     {
-        if (command == SoftDelete)
-        {
-            await StopAsync(record.Uuid, cancellationToken).ConfigureAwait(false);
-        }
-        else
-        {
-            // A start the agent was killed inside may still be under way in libvirtd: only a
-            // guest that is not running at all is started.
-            await OnDomainAsync(record.Uuid, d =>
-            {
-                if (!d.IsActive)
-                {
-                    d.Create();
-                }
-            }, cancellationToken).ConfigureAwait(false);
-        }
-
+        // Each is what the command itself does, and harmless to repeat.
+        await (command == SoftDelete ? SoftDeleteAsync(record.Uuid, cancellationToken) : StartIfStoppedAsync(record.Uuid, cancellationToken)).ConfigureAwait(false);
         return await ReadPowerStateAsync(record.Uuid, cancellationToken).ConfigureAwait(false);
     }
 
@@ -606,19 +586,22 @@ public sealed class InstanceDriver
     private async Task RebootSoftAsync(Guid uuid, CancellationToken cancellationToken)
     {
         // Soft: ACPI shutdown and boot again; a guest that ignores the button is rebooted hard.
-        if (!await ShutdownGracefullyAsync(uuid, cancellationToken).ConfigureAwait(false))
-        {
-            await OnDomainAsync(uuid, d =>
-            {
-                if (d.IsActive)
-                {
-                    d.Destroy();
-                }
-            }, cancellationToken).ConfigureAwait(false);
-        }
-
+        await StopAsync(uuid, cancellationToken).ConfigureAwait(false);
         await OnDomainAsync(uuid, d => d.Create(), cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// Restore: the guest started unless it runs already (a start the agent was killed inside may
+    /// still be under way in libvirtd when recovery repeats it).
+    /// </summary>
+    private Task<int> StartIfStoppedAsync(Guid uuid, CancellationToken cancellationToken) =>
+        OnDomainAsync(uuid, d =>
+        {
+            if (!d.IsActive)
+            {
+                d.Create();
+            }
+        }, cancellationToken);
 
     /// <summary>Presses the ACPI power button and waits for shut-off; false when the guest did not stop within the timeout.</summary>
     private async Task<bool> ShutdownGracefullyAsync(Guid uuid, CancellationToken cancellationToken)

@@ -247,10 +247,7 @@ public sealed partial class InstanceEngine
     private bool DisksAreOurs(string domainXml)
     {
         var folder = driver.Host.InstancesDirectory.TrimEnd('/') + "/";
-        var files = System.Xml.Linq.XDocument.Parse(domainXml).Descendants("disk")
-            .Select(d => (string?)d.Element("source")?.Attribute("file"))
-            .OfType<string>()
-            .ToList();
+        var files = InstanceDriver.FileDisks(domainXml).Select(d => d.File).ToList();
         return files.Count == 0 || files.Any(f => f.StartsWith(folder, StringComparison.Ordinal));
     }
 
