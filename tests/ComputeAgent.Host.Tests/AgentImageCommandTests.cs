@@ -18,8 +18,7 @@ namespace ComputeAgent.Host.Tests;
 [Trait("Category", "Qemu")]
 public sealed class AgentImageCommandTests(QemuHost host)
 {
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(120);
-    private static readonly Api.V1.Flavor Tiny = new() { Name = "m1.tiny", Vcpus = 1, RamMib = 256, RootGib = 1 };
+    private static readonly TimeSpan Bound = InstanceWalk.Bound;
 
     [SkippableFact]
     public async Task A_snapshot_of_a_running_guest_boots_as_a_new_instance_and_backups_rotate()
@@ -39,7 +38,7 @@ public sealed class AgentImageCommandTests(QemuHost host)
         var copy = Guid.NewGuid();
         try
         {
-            using var walk = new Walk(agent, libvirt, uuid);
+            using var walk = new InstanceWalk(agent, libvirt, uuid);
             await walk.SpawnAsync(images.ImageId);
             await walk.BootedAsync(host.Guest.ReadyLine);
 
@@ -60,7 +59,7 @@ public sealed class AgentImageCommandTests(QemuHost host)
             Assert.False(File.Exists(Path.Combine(scratch, "instances", uuid.ToString(), "snapshot.qcow2")), "the local copy is removed after the upload");
 
             // The snapshot is a bootable image: a new instance from it reaches the guest's ready line.
-            using var fromSnapshot = new Walk(agent, libvirt, copy);
+            using var fromSnapshot = new InstanceWalk(agent, libvirt, copy);
             await fromSnapshot.SpawnAsync(snapshot.ImageId);
             await fromSnapshot.BootedAsync(host.Guest.ReadyLine);
             await fromSnapshot.ExpectAsync(async () => (await agent.Client.DeleteAsync(new InstanceRequest { InstanceUuid = copy.ToString() })).Instance, [(VmState.Active, TaskState.Deleting), (VmState.Deleted, TaskState.None)], null);
@@ -124,7 +123,7 @@ public sealed class AgentImageCommandTests(QemuHost host)
         var uuid = Guid.NewGuid();
         try
         {
-            using var walk = new Walk(agent, libvirt, uuid);
+            using var walk = new InstanceWalk(agent, libvirt, uuid);
             await walk.SpawnAsync(ImageService.IdOf("guest-with-agent"));
             await walk.BootedAsync(host.Guest.ReadyLine);
 
@@ -169,7 +168,7 @@ public sealed class AgentImageCommandTests(QemuHost host)
         var directory = Path.Combine(scratch, "instances", uuid.ToString());
         try
         {
-            using var walk = new Walk(agent, libvirt, uuid);
+            using var walk = new InstanceWalk(agent, libvirt, uuid);
             await walk.SpawnAsync(images.ImageId);
             await walk.BootedAsync(host.Guest.ReadyLine);
 
@@ -242,7 +241,7 @@ public sealed class AgentImageCommandTests(QemuHost host)
         var directory = Path.Combine(scratch, "instances", uuid.ToString());
         try
         {
-            using var walk = new Walk(agent, libvirt, uuid);
+            using var walk = new InstanceWalk(agent, libvirt, uuid);
             await walk.SpawnAsync(images.ImageId);
             await walk.BootedAsync(host.Guest.ReadyLine);
             var oldDisk = await File.ReadAllBytesAsync(Path.Combine(directory, "disk"));
@@ -290,7 +289,7 @@ public sealed class AgentImageCommandTests(QemuHost host)
         try
         {
             var agent = await AgentProcess.StartAsync(settings, scratch);
-            using var walk = new Walk(agent, libvirt, uuid);
+            using var walk = new InstanceWalk(agent, libvirt, uuid);
             await walk.SpawnAsync(images.ImageId);
             await walk.BootedAsync(host.Guest.ReadyLine);
 
@@ -335,7 +334,7 @@ public sealed class AgentImageCommandTests(QemuHost host)
         try
         {
             var agent = await AgentProcess.StartAsync(settings, scratch);
-            using (var walk = new Walk(agent, libvirt, uuid))
+            using (var walk = new InstanceWalk(agent, libvirt, uuid))
             {
                 await walk.SpawnAsync(images.ImageId);
                 await walk.BootedAsync(host.Guest.ReadyLine);
@@ -395,61 +394,4 @@ public sealed class AgentImageCommandTests(QemuHost host)
     }
 
     private static string? Text(JsonElement image, string key) => image.TryGetProperty(key, out var value) ? value.GetString() : null;
-
-    /// <summary>One instance's commands, each checked by the task-state sequence it streams and by libvirt's view after.</summary>
-    private sealed class Walk(AgentProcess agent, LibvirtConnection libvirt, Guid uuid) : IDisposable
-    {
-        private readonly AsyncServerStreamingCall<InstanceEvent> watch = agent.Client.WatchInstances(new WatchInstancesRequest { InstanceUuid = uuid.ToString() });
-        private int boots;
-
-        private string Console => Path.Combine(agent.Scratch, "instances", uuid.ToString(), "console.log");
-
-        public Task SpawnAsync(string imageId) => ExpectAsync(
-            async () => (await agent.Client.SpawnAsync(new SpawnRequest { InstanceUuid = uuid.ToString(), Name = "image-commands", Flavor = Tiny, ImageId = imageId, ProjectId = "p1", UserId = "u1" })).Instance,
-            [(VmState.Building, TaskState.Scheduling), (VmState.Building, TaskState.Networking), (VmState.Building, TaskState.BlockDeviceMapping), (VmState.Building, TaskState.Spawning), (VmState.Active, TaskState.None)],
-            DomainState.Running);
-
-        public void Dispose() => watch.Dispose();
-
-        public Task BootedAsync(string readyLine) => EventWaits.WaitForConsoleLineAsync(Console, readyLine, Bound, occurrence: ++boots);
-
-        /// <summary>Skips the next <paramref name="count"/> task events (a command checked another way).</summary>
-        public void Skip(int count) => pendingSkips += count;
-
-        private int pendingSkips;
-
-        public async Task ExpectAsync(Func<Task<Instance>> call, (VmState, TaskState)[] expected, DomainState? libvirtState)
-        {
-            var reply = await call();
-            Assert.Equal(expected[0], (reply.VmState, reply.TaskState));
-            var seen = new List<(VmState, TaskState)>();
-            using var cts = new CancellationTokenSource(Bound);
-            while (seen.Count < expected.Length && await watch.ResponseStream.MoveNext(cts.Token))
-            {
-                var e = watch.ResponseStream.Current;
-                if (e.Cause.StartsWith("libvirt event", StringComparison.Ordinal) || e.Cause == "reconcile")
-                {
-                    continue; // power_state catching up after the task: not a step of the command
-                }
-
-                if (pendingSkips > 0)
-                {
-                    pendingSkips--;
-                    continue;
-                }
-
-                seen.Add((e.VmState, e.TaskState));
-            }
-
-            if (!expected.SequenceEqual(seen))
-            {
-                // Say why: the instance's fault names what failed.
-                var now = await agent.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() });
-                Assert.Fail($"expected {string.Join(", ", expected)} but saw {string.Join(", ", seen)}; fault: {now.Fault?.Code} {now.Fault?.Message}");
-            }
-
-            using var domain = libvirt.TryLookupByUuid(uuid);
-            Assert.Equal(libvirtState, domain?.GetState().State);
-        }
-    }
 }

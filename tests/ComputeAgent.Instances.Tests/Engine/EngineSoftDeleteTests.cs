@@ -1,6 +1,7 @@
 using ComputeAgent.Instances.Engine;
 using ComputeAgent.Instances.StateModel;
 using ComputeAgent.Instances.Tests.DomainXml;
+using ComputeAgent.Instances.Tests.Store;
 using ComputeAgent.Libvirt;
 using ComputeAgent.Testing;
 using Xunit;
@@ -15,7 +16,7 @@ public sealed class EngineSoftDeleteTests : IAsyncLifetime
     private static readonly TimeSpan Interval = TimeSpan.FromHours(1);
     private readonly LibvirtConnection behindTheBack = LibvirtConnection.Open(Uri);
     private readonly List<Guid> defined = [];
-    private readonly ManualClock clock = new(DateTimeOffset.Parse("2026-11-25T12:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+    private readonly ManualTime clock = new(DateTimeOffset.Parse("2026-11-25T12:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
 
     public Task InitializeAsync()
     {
@@ -62,11 +63,11 @@ public sealed class EngineSoftDeleteTests : IAsyncLifetime
         await harness.WaitForAsync(uuid, VmState.SoftDeleted, TaskState.None, PowerState.Shutdown);
 
         // Not yet past the interval: the pass leaves it alone.
-        clock.Advance(Interval - TimeSpan.FromSeconds(1));
+        clock.Now += Interval - TimeSpan.FromSeconds(1);
         Assert.Equal(0, await harness.Engine.ReclaimAsync(CancellationToken.None));
         Assert.Equal(VmState.SoftDeleted, harness.Engine.Find(uuid)!.VmState);
 
-        clock.Advance(TimeSpan.FromSeconds(1));
+        clock.Now += TimeSpan.FromSeconds(1);
         Assert.Equal(1, await harness.Engine.ReclaimAsync(CancellationToken.None));
         await harness.WaitForAsync(uuid, VmState.Deleted, TaskState.None, PowerState.NoState);
         Assert.Null(behindTheBack.TryLookupByUuid(uuid));
@@ -87,15 +88,5 @@ public sealed class EngineSoftDeleteTests : IAsyncLifetime
         Assert.Equal(TaskState.Deleting, forced.TaskState);
         await harness.WaitForAsync(uuid, VmState.Deleted, TaskState.None, PowerState.NoState);
         Assert.Null(behindTheBack.TryLookupByUuid(uuid));
-    }
-
-    /// <summary>A clock the test moves; timers still run on the system's.</summary>
-    private sealed class ManualClock(DateTimeOffset start) : TimeProvider
-    {
-        private long ticks = start.UtcTicks;
-
-        public override DateTimeOffset GetUtcNow() => new(Interlocked.Read(ref ticks), TimeSpan.Zero);
-
-        public void Advance(TimeSpan by) => Interlocked.Add(ref ticks, by.Ticks);
     }
 }

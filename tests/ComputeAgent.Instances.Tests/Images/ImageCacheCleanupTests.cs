@@ -1,4 +1,5 @@
 using ComputeAgent.Instances.Images;
+using ComputeAgent.Instances.Tests.Store;
 using Xunit;
 
 namespace ComputeAgent.Instances.Tests.Images;
@@ -9,7 +10,7 @@ public sealed class ImageCacheCleanupTests : IAsyncLifetime
     private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
     private readonly HttpClient http = new();
     private readonly TestImages images = new();
-    private readonly ManualClock clock = new(new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero));
+    private readonly ManualTime clock = new(new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero));
     private FakeGlance glance = null!;
     private ImageCache cache = null!;
 

@@ -64,10 +64,3 @@ internal sealed class TestImages : IDisposable
     public void Dispose() => Directory.Delete(Scratch, recursive: true);
 }
 
-/// <summary>A clock the test moves.</summary>
-internal sealed class ManualClock(DateTimeOffset start) : TimeProvider
-{
-    public DateTimeOffset Now { get; set; } = start;
-
-    public override DateTimeOffset GetUtcNow() => Now;
-}
