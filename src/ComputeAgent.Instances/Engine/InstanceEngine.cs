@@ -71,7 +71,14 @@ public sealed partial class InstanceEngine : IAsyncDisposable
         nextToPublish = await store.LastSequenceAsync(cancellationToken).ConfigureAwait(false) + 1;
         foreach (var record in await store.ListInstancesAsync(includeDeleted: false, cancellationToken).ConfigureAwait(false))
         {
-            StartSlot(new InstanceSlot(record.Uuid, record));
+            var slot = new InstanceSlot(record.Uuid, record);
+            if (record.VmState == VmState.Error)
+            {
+                var faults = await store.ListFaultsAsync(record.Uuid, cancellationToken).ConfigureAwait(false);
+                slot.ErrorFromPowerSync = faults.Count > 0 && faults[^1].Code == PowerSyncFaultCode;
+            }
+
+            StartSlot(slot);
         }
 
         await RecoverAsync(cancellationToken).ConfigureAwait(false);
@@ -506,6 +513,8 @@ public sealed partial class InstanceEngine : IAsyncDisposable
                 DeletedAt = change.DeletedAt.IsSet ? change.DeletedAt.Value : old.DeletedAt,
             };
         slot.Record = updated;
+        slot.Committed();
+        slot.ErrorFromPowerSync = change.VmState == VmState.Error && (change.Fault is null ? slot.ErrorFromPowerSync : change.Fault.Code == PowerSyncFaultCode);
         if (seq > 0)
         {
             PublishInOrder(new EventRecord(seq, change.Uuid, old?.VmState, change.VmState, old?.TaskState, change.TaskState, old?.PowerState, change.PowerState, change.Cause, now));
@@ -545,21 +554,34 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     }
 
     /// <summary>
-    /// Applies a power_state libvirt shows for an idle instance (no task in flight: a task's own
+    /// Reads one instance's power_state from libvirt now and applies it if the instance is idle
+    /// and nothing was committed for it since the read began (issue 13: a bulk read taken before a
+    /// task ended must never overrule what the task recorded).
+    /// </summary>
+    private async Task ObservePowerAsync(InstanceSlot slot, string cause, CancellationToken cancellationToken)
+    {
+        var version = slot.Version;
+        var power = await driver.ReadPowerStateAsync(slot.Uuid, cancellationToken).ConfigureAwait(false);
+        await ApplyObservedPowerAsync(slot, power, version, cause, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Applies a power_state libvirt showed for an idle instance (no task in flight: a task's own
     /// stops and starts are its business and it reads the final state itself when it ends).
     /// </summary>
-    private async Task ApplyObservedPowerAsync(InstanceSlot slot, PowerState power, string cause, CancellationToken cancellationToken)
+    /// <param name="readAtVersion">The slot's version when the read began: a commit since then is newer than the read, which is dropped.</param>
+    private async Task ApplyObservedPowerAsync(InstanceSlot slot, PowerState power, long readAtVersion, string cause, CancellationToken cancellationToken)
     {
         var restart = false;
         await slot.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (slot.Record is not { TaskState: TaskState.None, DeletedAt: null } record)
+            if (slot.Record is not { TaskState: TaskState.None, DeletedAt: null } record || slot.Version != readAtVersion)
             {
                 return;
             }
 
-            var vm = PowerSyncRules.Reconcile(record.VmState, power, options.RestartCrashedGuests);
+            var vm = PowerSyncRules.Reconcile(record.VmState, power, options.RestartCrashedGuests, slot.ErrorFromPowerSync);
             if (vm == record.VmState && power == record.PowerState)
             {
                 return;
@@ -567,7 +589,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
 
             restart = power == PowerState.Crashed && options.RestartCrashedGuests;
             var fault = vm == VmState.Error && record.VmState != VmState.Error
-                ? new Fault("power_sync", $"libvirt shows the guest {power.ToDisplayName()} while the instance was {record.VmState.ToDisplayName()} ({cause}); nothing the agent did explains it")
+                ? new Fault(PowerSyncFaultCode, $"libvirt shows the guest {power.ToDisplayName()} while the instance was {record.VmState.ToDisplayName()} ({cause}); nothing the agent did explains it")
                 : null;
             LogPowerSync(logger, slot.Uuid, record.VmState.ToDisplayName(), vm.ToDisplayName(), power.ToDisplayName(), cause);
             await CommitLockedAsync(slot, new StateChange(slot.Uuid, vm, TaskState.None, power, cause) { Fault = fault }, cancellationToken).ConfigureAwait(false);
@@ -606,11 +628,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
                 // The event says something changed; libvirt's current state says what it is now
                 // (events arrive late and out of a task's order: the state read is the truth).
                 var cause = $"libvirt event {e.Detail}";
-                Enqueue(slot, async () =>
-                {
-                    var power = await driver.ReadPowerStateAsync(slot.Uuid, cancellationToken).ConfigureAwait(false);
-                    await ApplyObservedPowerAsync(slot, power, cause, cancellationToken).ConfigureAwait(false);
-                });
+                Enqueue(slot, () => ObservePowerAsync(slot, cause, cancellationToken));
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -653,8 +671,10 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     }
 
     /// <summary>
-    /// Applies one bulk read of libvirt to every idle instance; those already in step are passed
-    /// over without taking their gate, so a pass over thousands costs little.
+    /// Compares one bulk read of libvirt with every idle instance; those in step are passed over
+    /// without taking their gate, so a pass over thousands costs little. The bulk read is only a
+    /// hint: it may predate a task that ended since, so a difference is read again for that one
+    /// domain and applied only if nothing changed the instance meanwhile.
     /// </summary>
     private async Task SettleIdleAsync(Dictionary<Guid, PowerState> powers, string cause, string goneCause, CancellationToken cancellationToken)
     {
@@ -668,13 +688,16 @@ public sealed partial class InstanceEngine : IAsyncDisposable
                     power = PowerState.NoState;
                 }
 
-                if (power != record.PowerState || PowerSyncRules.Reconcile(record.VmState, power, options.RestartCrashedGuests) != record.VmState)
+                if (power != record.PowerState || PowerSyncRules.Reconcile(record.VmState, power, options.RestartCrashedGuests, slot.ErrorFromPowerSync) != record.VmState)
                 {
-                    await ApplyObservedPowerAsync(slot, power, found ? cause : goneCause, cancellationToken).ConfigureAwait(false);
+                    await ObservePowerAsync(slot, found ? cause : goneCause, cancellationToken).ConfigureAwait(false);
                 }
             }
         }
     }
+
+    /// <summary>The fault code of an ERROR that power sync, not a failed task, caused.</summary>
+    private const string PowerSyncFaultCode = "power_sync";
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Instance {InstanceUuid}: {Command} accepted, task_state {TaskState}")]
     private static partial void LogAccepted(ILogger logger, Guid instanceUuid, string command, string taskState);

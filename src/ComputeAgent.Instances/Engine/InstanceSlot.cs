@@ -20,6 +20,20 @@ internal sealed class InstanceSlot
     /// <summary>The committed record; changed only while holding <see cref="Gate"/>.</summary>
     public InstanceRecord? Record { get; set; }
 
+    /// <summary>
+    /// Counts the record's commits. A libvirt read taken when the version was V may only change the
+    /// record while it is still V: a commit after the read (a task that just ended) is newer than it.
+    /// </summary>
+    public long Version => Volatile.Read(ref version);
+
+    /// <summary>The record is in ERROR because power sync put it there (not a failed task): libvirt showing the guest running again heals it.</summary>
+    public bool ErrorFromPowerSync { get; set; }
+
+    private long version;
+
+    /// <summary>Called with <see cref="Gate"/> held, once per commit.</summary>
+    public void Committed() => Interlocked.Increment(ref version);
+
     /// <summary>Serialises commits of this instance (a SemaphoreSlim: commits are awaited).</summary>
     public SemaphoreSlim Gate { get; } = new(1, 1);
 

@@ -12,8 +12,13 @@ public static class PowerSyncRules
     /// <paramref name="power"/>; the same vm_state when the two agree or when the vm_state is one
     /// that only the agent's own commands move (BUILDING, RESCUED, RESIZED, SOFT_DELETED, DELETED, ERROR).
     /// </summary>
-    public static VmState Reconcile(VmState vmState, PowerState power, bool restartCrashed = false) => (vmState, power) switch
+    /// <param name="errorFromPowerSync">The vm_state is ERROR because an earlier power sync put it there
+    /// (the guest vanished or crashed), not because a task failed: a guest running again heals it.</param>
+    public static VmState Reconcile(VmState vmState, PowerState power, bool restartCrashed = false, bool errorFromPowerSync = false) => (vmState, power) switch
     {
+        // What power sync alone concluded, power sync alone may undo; a failed task's ERROR stays.
+        (VmState.Error, PowerState.Running) when errorFromPowerSync => VmState.Active,
+
         // A crash is an error wherever it happens, unless the host is set to restart crashed guests
         // (the engine then starts it again and the instance stays where it was).
         (VmState.Active or VmState.Paused or VmState.Stopped or VmState.Suspended, PowerState.Crashed) => restartCrashed ? vmState : VmState.Error,

@@ -37,4 +37,14 @@ public sealed class PowerSyncRulesTests
     [InlineData(VmState.Stopped)]
     public void A_crash_keeps_the_vm_state_when_the_host_restarts_crashed_guests(VmState before) =>
         Assert.Equal(before, PowerSyncRules.Reconcile(before, PowerState.Crashed, restartCrashed: true));
+
+    // Issue 13 item 1: only an ERROR that power sync itself caused heals, and only to a running guest.
+    [Theory]
+    [InlineData(PowerState.Running, true, VmState.Active)]
+    [InlineData(PowerState.Running, false, VmState.Error)] // a failed task's ERROR stays
+    [InlineData(PowerState.Shutdown, true, VmState.Error)]
+    [InlineData(PowerState.Paused, true, VmState.Error)]
+    [InlineData(PowerState.NoState, true, VmState.Error)]
+    public void An_error_power_sync_caused_heals_only_when_the_guest_runs_again(PowerState power, bool errorFromPowerSync, VmState after) =>
+        Assert.Equal(after, PowerSyncRules.Reconcile(VmState.Error, power, errorFromPowerSync: errorFromPowerSync));
 }
