@@ -52,10 +52,19 @@ fi
 passed=0 failed=0 skipped=0
 shopt -s nullglob
 trx_files=("$results"/*.trx)
+junit_files=("$results"/*.xml)
 if ((${#trx_files[@]} == 0)); then
   echo "no test results were written" >&2
   status=1
 fi
+# pytest's JUnit XML: every <testsuite> counts its tests, failures, errors and skips.
+for junit in "${junit_files[@]}"; do
+  suite() { xmllint --xpath "sum(//*[local-name()='testsuite']/@$1)" "$junit"; }
+  total=$(suite tests) junit_failed=$(($(suite failures) + $(suite errors))) junit_skipped=$(suite skipped)
+  passed=$((passed + total - junit_failed - junit_skipped))
+  failed=$((failed + junit_failed))
+  skipped=$((skipped + junit_skipped))
+done
 for trx in "${trx_files[@]}"; do
   counter() { xmllint --xpath "string(//*[local-name()='Counters']/@$1)" "$trx"; }
   passed=$((passed + $(counter passed)))
