@@ -31,7 +31,7 @@ public sealed partial class InstanceEngine
 
     /// <summary>
     /// Reaps the domains in <paramref name="powers"/> that belong to deleted or cleaned-up instances
-    /// and takes those of deleted instances out of it, so nothing adopts or syncs them. At recovery
+    /// and takes them out of it, so nothing adopts them or syncs them from a stale read. At recovery
     /// (<paramref name="recovery"/>) the work is done here and every idle instance's definition is
     /// checked against its record; in the reconcile pass an instance's check (and its power sync)
     /// waits in its queue behind its tasks.
