@@ -131,7 +131,17 @@ public sealed class InstanceDriver
     /// <summary>Removes whatever a spawn or an instance left: the domain (with its managed-save image) and the instance directory.</summary>
     public async Task DeleteAsync(Guid uuid, CancellationToken cancellationToken)
     {
-        await WithConnectionAsync(c =>
+        await RemoveDomainAsync(uuid, cancellationToken).ConfigureAwait(false);
+        var directory = InstanceDirectory(uuid);
+        if (Directory.Exists(directory))
+        {
+            await Task.Run(() => Directory.Delete(directory, recursive: true), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Destroys (when running) and undefines the domain, with its managed-save image, snapshot metadata and NVRAM; nothing when there is none.</summary>
+    public Task RemoveDomainAsync(Guid uuid, CancellationToken cancellationToken) =>
+        WithConnectionAsync(c =>
         {
             using var domain = c.TryLookupByUuid(uuid);
             if (domain is null)
@@ -148,14 +158,23 @@ public sealed class InstanceDriver
             var nvram = domain.GetXmlDesc(DomainXmlFlags.Inactive).Contains("<nvram", StringComparison.Ordinal) ? DomainUndefineFlags.Nvram : DomainUndefineFlags.None;
             domain.Undefine(DomainUndefineFlags.ManagedSave | DomainUndefineFlags.SnapshotsMetadata | nvram);
             return 0;
-        }, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
 
-        var directory = InstanceDirectory(uuid);
-        if (Directory.Exists(directory))
+    /// <summary>The domain's XML (its persistent definition when <paramref name="inactive"/>, else what runs), or null when there is no such domain.</summary>
+    public Task<string?> ReadDomainXmlAsync(Guid uuid, bool inactive, CancellationToken cancellationToken) =>
+        WithConnectionAsync(c =>
         {
-            await Task.Run(() => Directory.Delete(directory, recursive: true), cancellationToken).ConfigureAwait(false);
-        }
-    }
+            using var domain = c.TryLookupByUuid(uuid);
+            return domain?.GetXmlDesc(inactive ? DomainXmlFlags.Inactive : DomainXmlFlags.None);
+        }, cancellationToken);
+
+    /// <summary>Replaces the persistent definition only: a running guest keeps running as it is and takes the new definition at its next start.</summary>
+    public Task DefinePersistentAsync(string xml, CancellationToken cancellationToken) =>
+        WithConnectionAsync(c =>
+        {
+            using var domain = c.DefineXml(xml);
+            return 0;
+        }, cancellationToken);
 
     /// <summary>The spec with its root disk where this host keeps it: the overlay the spawn creates.</summary>
     public InstanceSpec WithLocalRootDisk(InstanceSpec spec)
@@ -205,12 +224,7 @@ public sealed class InstanceDriver
         }
 
         await run.AdvanceAsync(TaskState.Spawning, cancellationToken).ConfigureAwait(false);
-        var xml = builder.Build(spec);
-        await WithConnectionAsync(c =>
-        {
-            using var domain = c.DefineXml(xml);
-            return 0;
-        }, cancellationToken).ConfigureAwait(false);
+        await DefinePersistentAsync(builder.Build(spec), cancellationToken).ConfigureAwait(false);
         await run.JournalAsync(JournalDomain, HostSettings.DomainName(spec.Uuid), cancellationToken).ConfigureAwait(false);
         await OnDomainAsync(spec.Uuid, d => d.Create(), cancellationToken).ConfigureAwait(false);
     }

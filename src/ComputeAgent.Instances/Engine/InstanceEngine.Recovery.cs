@@ -12,7 +12,9 @@ public sealed partial class InstanceEngine
 {
     /// <summary>
     /// Settles, before serving, every difference between the records and libvirt (issue 3 item 4):
-    /// tasks a crash interrupted, records whose domain vanished, domains of ours with no record.
+    /// tasks a crash interrupted, domains of deleted or cleaned-up instances and definitions that
+    /// disagree with their records (InstanceEngine.Fence.cs), records whose domain vanished, domains
+    /// of ours with no record.
     /// </summary>
     private async Task RecoverAsync(CancellationToken cancellationToken)
     {
@@ -34,6 +36,9 @@ public sealed partial class InstanceEngine
             }
         }
 
+        // Before anything is synced or adopted: late calls of the stopped agent process are fenced.
+        await LoadTombstonesAsync(cancellationToken).ConfigureAwait(false);
+        await FenceAsync(powers, recovery: true, cancellationToken).ConfigureAwait(false);
         await SettleIdleAsync(powers, "recovery", "recovery: the domain is gone", cancellationToken).ConfigureAwait(false);
 
         foreach (var (uuid, power) in powers)
@@ -176,13 +181,7 @@ public sealed partial class InstanceEngine
         string? xml;
         try
         {
-            var connection = await session.GetConnectionAsync(cancellationToken).ConfigureAwait(false);
-            xml = await Task.Run(
-                () =>
-                {
-                    using var domain = connection.TryLookupByUuid(uuid);
-                    return domain?.GetXmlDesc(DomainXmlFlags.Inactive);
-                }, cancellationToken).ConfigureAwait(false);
+            xml = await driver.ReadDomainXmlAsync(uuid, inactive: true, cancellationToken).ConfigureAwait(false);
             metadata = xml is null ? null : InstanceMetadata.Parse(xml);
         }
         catch (LibvirtException ex) when (ex.Code == LibvirtErrorCode.NoDomain)

@@ -618,6 +618,11 @@ public sealed partial class InstanceEngine : IAsyncDisposable
                     continue;
                 }
 
+                if (e.Kind == DomainEventKind.Lifecycle && e.Lifecycle is DomainLifecycleEventType.Defined or DomainLifecycleEventType.Started)
+                {
+                    FenceOnEvent(e.Uuid, defined: e.Lifecycle == DomainLifecycleEventType.Defined);
+                }
+
                 // A Shutdown event means the guest has finished shutting down while QEMU is still
                 // exiting (the domain still "runs"): the Stopped event that follows settles it.
                 if (e.Kind != DomainEventKind.Lifecycle || e.Lifecycle == DomainLifecycleEventType.Shutdown || !slots.TryGetValue(e.Uuid, out var slot))
@@ -666,6 +671,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     public async Task ReconcileAsync(CancellationToken cancellationToken)
     {
         var powers = await driver.ReadAllPowerStatesAsync(cancellationToken).ConfigureAwait(false);
+        await FenceAsync(powers, recovery: false, cancellationToken).ConfigureAwait(false);
         await SettleIdleAsync(powers, "reconcile", "reconcile", cancellationToken).ConfigureAwait(false);
         Interlocked.Increment(ref reconcilePasses);
     }

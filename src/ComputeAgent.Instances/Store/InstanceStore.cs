@@ -77,6 +77,13 @@ public sealed class InstanceStore : IAsyncDisposable
     public async Task<IReadOnlyList<InstanceRecord>> ListInstancesAsync(bool includeDeleted, CancellationToken cancellationToken = default) =>
         await queries.ListInstancesAsync(includeDeleted, cancellationToken).ConfigureAwait(false);
 
+    /// <summary>
+    /// The UUIDs of deleted instances. Their rows are never removed: they are the tombstones that
+    /// keep a domain a late libvirt call re-creates for one of them from being adopted.
+    /// </summary>
+    public async Task<IReadOnlyList<Guid>> ListDeletedUuidsAsync(CancellationToken cancellationToken = default) =>
+        await queries.ListDeletedUuidsAsync(cancellationToken).ConfigureAwait(false);
+
     public Task<InstanceRecord?> GetInstanceAsync(Guid uuid, CancellationToken cancellationToken = default) =>
         queries.GetInstanceAsync(uuid, cancellationToken);
 

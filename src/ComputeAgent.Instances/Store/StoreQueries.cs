@@ -20,6 +20,9 @@ internal sealed class StoreQueries(StoreConnections connections)
             ReadInstance,
             cancellationToken);
 
+    public Task<List<Guid>> ListDeletedUuidsAsync(CancellationToken cancellationToken) =>
+        QueryAsync("SELECT uuid FROM instances WHERE deleted_at IS NOT NULL", _ => { }, r => StoreText.Uuid(r.GetString(0)), cancellationToken);
+
     public async Task<InstanceRecord?> GetInstanceAsync(Guid uuid, CancellationToken cancellationToken)
     {
         var rows = await QueryAsync(
