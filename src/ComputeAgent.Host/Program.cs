@@ -11,16 +11,16 @@ using Serilog;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.Configuration.Sources.Clear();
-builder.Configuration
-    .AddJsonFile(Environment.GetEnvironmentVariable("COMPUTE_AGENT_CONFIG") ?? "/etc/compute-agent/agent.json", optional: true)
-    .AddEnvironmentVariables("COMPUTE_AGENT_")
-    .AddCommandLine(args);
-
-var options = builder.Configuration.GetSection(AgentOptions.Section).Get<AgentOptions>() ?? new AgentOptions();
-var problems = options.Validate();
-if (problems.Count > 0)
+var configuration = AgentConfiguration.Load(builder.Configuration, args);
+foreach (var warning in configuration.Warnings)
 {
-    await Console.Error.WriteLineAsync("compute-agent: the configuration is not valid:\n  " + string.Join("\n  ", problems));
+    // Before logging is set up (it depends on the settings); stderr reaches the journal under systemd.
+    await Console.Error.WriteLineAsync($"compute-agent: warning: {warning}");
+}
+
+if (configuration.Options is not { } options || configuration.Problems.Count > 0)
+{
+    await Console.Error.WriteLineAsync("compute-agent: the configuration is not valid:\n  " + string.Join("\n  ", configuration.Problems));
     return 2;
 }
 
@@ -84,7 +84,24 @@ app.UseMiddleware<CallerCheck>();
 app.MapGrpcService<ComputeAgentService>();
 app.MapGrpcReflectionService();
 app.MapGrpcHealthChecksService();
-await app.StartAsync();
+try
+{
+    await app.StartAsync();
+}
+catch (Exception e) when (AgentRuntime.IsStartRefusal(e))
+{
+    await app.DisposeAsync();
+    if (e is OperationCanceledException)
+    {
+        // SIGTERM (systemctl stop) while starting, e.g. while waiting for libvirt: nothing is running yet.
+        await Console.Error.WriteLineAsync("compute-agent: stopped while starting; nothing was started");
+        return 0;
+    }
+
+    await Console.Error.WriteLineAsync($"compute-agent: {e.Message}");
+    return 2;
+}
+
 if (Environment.GetEnvironmentVariable("COMPUTE_AGENT_FAULT") == "stall-libvirt-event-loop")
 {
     // Fault injection for the watchdog test only: the libvirt event loop stops iterating.

@@ -97,19 +97,46 @@ public sealed class AgentProcess : IAsyncDisposable
         return agent;
     }
 
-    /// <summary>Runs the agent expecting it to refuse to start; returns its exit code and output.</summary>
-    public static async Task<(int ExitCode, string Output)> RunToExitAsync(IReadOnlyDictionary<string, string> settings)
+    /// <summary>Starts the agent and returns at once, not waiting for it to serve (e.g. to stop it while it starts).</summary>
+    public static AgentProcess Begin(IReadOnlyDictionary<string, string> settings, string scratch, IReadOnlyDictionary<string, string>? environment = null, bool systemdParent = false)
     {
-        var scratch = RepositoryPaths.CreateScratch("agent-config");
+        var socket = Path.Combine(scratch, "agent.sock");
+        var agent = new AgentProcess(Launch(settings, scratch, socket, environment ?? new Dictionary<string, string>(), systemdParent), scratch, socket);
+        agent.Capture();
+        return agent;
+    }
+
+    /// <summary>
+    /// Runs the agent expecting it to refuse to start; returns its exit code and output. Its
+    /// settings file is <paramref name="scratch"/>/agent.json when the test wrote one.
+    /// </summary>
+    public static async Task<(int ExitCode, string Output)> RunToExitAsync(IReadOnlyDictionary<string, string> settings, string? scratch = null, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var own = scratch is null;
+        scratch ??= RepositoryPaths.CreateScratch("agent-config");
         try
         {
-            var result = await ProcessRunner.RunAsync("dotnet", [Binary, .. Arguments(settings, scratch, Path.Combine(scratch, "agent.sock"))], TimeSpan.FromSeconds(60));
-            return (result.ExitCode, result.StandardOutput + result.StandardError);
+            await using var agent = Begin(settings, scratch, environment);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await agent.process.WaitForExitAsync(timeout.Token);
+            return (agent.process.ExitCode, agent.Output);
         }
         finally
         {
-            Directory.Delete(scratch, recursive: true);
+            if (own)
+            {
+                Directory.Delete(scratch, recursive: true);
+            }
         }
+    }
+
+    /// <summary>SIGTERM, as systemctl stop sends; returns the exit status once the agent has exited.</summary>
+    public async Task<int> StopAsync(TimeSpan timeout)
+    {
+        await ProcessRunner.RunAsync("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10));
+        using var cts = new CancellationTokenSource(timeout);
+        await process.WaitForExitAsync(cts.Token);
+        return process.ExitCode;
     }
 
     /// <summary>kill -9: the agent dies wherever it is, as in a crash.</summary>
@@ -130,11 +157,9 @@ public sealed class AgentProcess : IAsyncDisposable
         if (!process.HasExited)
         {
             // SIGTERM, as systemd stops it; then make sure.
-            await ProcessRunner.RunAsync("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10));
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             try
             {
-                await process.WaitForExitAsync(cts.Token);
+                await StopAsync(TimeSpan.FromSeconds(30));
             }
             catch (OperationCanceledException)
             {
@@ -171,8 +196,16 @@ public sealed class AgentProcess : IAsyncDisposable
             startInfo.ArgumentList.Add(argument);
         }
 
-        // No /etc/compute-agent/agent.json from the machine leaks into a test.
-        startInfo.Environment["COMPUTE_AGENT_CONFIG"] = Path.Combine(scratch, "none.json");
+        // No /etc/compute-agent/agent.json from the machine leaks into a test: the scratch one
+        // (a test may have written it; else no settings).
+        var settingsFile = Path.Combine(scratch, "agent.json");
+        if (!File.Exists(settingsFile))
+        {
+            Directory.CreateDirectory(scratch);
+            File.WriteAllText(settingsFile, "{}");
+        }
+
+        startInfo.Environment["COMPUTE_AGENT_CONFIG"] = settingsFile;
         foreach (var (name, value) in environment)
         {
             startInfo.Environment[name] = value;

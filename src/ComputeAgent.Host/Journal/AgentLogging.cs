@@ -32,6 +32,10 @@ public static class AgentLogging
             .MinimumLevel.Information()
             // One line per gRPC request is noise in the journal; ASP.NET Core's warnings still come through.
             .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
+            // The host's "Hosting failed to start" with a stack trace, for a start the agent ends itself
+            // (a stop while starting, a damaged state database): Program says why in one line.
+            .Filter.ByExcluding(e => e.Exception is { } exception && AgentRuntime.IsStartRefusal(exception)
+                && e.Properties.TryGetValue("SourceContext", out var source) && source is ScalarValue { Value: "Microsoft.Extensions.Hosting.Internal.Host" })
             .Enrich.FromLogContext();
         return UsesJournal(options)
             ? configuration.WriteTo.Sink(new JournalSink(new JournalSocket(options.JournalSocketPath), Identifier))

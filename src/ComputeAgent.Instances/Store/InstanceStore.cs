@@ -1,3 +1,5 @@
+using Microsoft.Data.Sqlite;
+
 namespace ComputeAgent.Instances.Store;
 
 /// <summary>
@@ -30,7 +32,8 @@ public sealed class InstanceStore : IAsyncDisposable
     /// <summary>
     /// Opens (creating if needed) the database at <paramref name="path"/>, switches it to WAL and
     /// migrates it to the current schema. Fails with <see cref="StoreSchemaException"/> if the file's
-    /// schema is newer than this code.
+    /// schema is newer than this code, and with <see cref="StoreDamagedException"/> (before writing
+    /// to it) if the file is damaged.
     /// </summary>
     public static Task<InstanceStore> OpenAsync(string path, CancellationToken cancellationToken = default) =>
         OpenAsync(path, InstanceStoreOptions.Default, cancellationToken);
@@ -43,9 +46,20 @@ public sealed class InstanceStore : IAsyncDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(options);
         var connections = new StoreConnections(path, options.BusyTimeout);
-        var connection = await connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        SqliteConnection connection;
         try
         {
+            connection = await connections.OpenAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (SqliteException e) when (StoreConnections.IsDamage(e))
+        {
+            connections.ReleasePool();
+            throw StoreConnections.Damaged(path, e.Message, e);
+        }
+
+        try
+        {
+            await connections.QuickCheckAsync(connection, cancellationToken).ConfigureAwait(false);
             await connections.EnableWalAsync(connection, cancellationToken).ConfigureAwait(false);
             var version = await SchemaMigrator.MigrateAsync(connection, path, migrations, options.TimeProvider, cancellationToken).ConfigureAwait(false);
             return new InstanceStore(connections, new CommitWriter(connection, options.TimeProvider, options.MaxBatchSize), version);

@@ -47,6 +47,45 @@ internal sealed class StoreConnections
         }
     }
 
+    /// <summary>
+    /// SQLite's quick_check (every page and index readable and consistent, not the slower
+    /// cross-check of index contents): a damaged file is refused before anything writes to it.
+    /// </summary>
+    public async Task QuickCheckAsync(SqliteConnection connection, CancellationToken cancellationToken)
+    {
+        var faults = new List<string>();
+        try
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA quick_check(5)";
+            using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                faults.Add(reader.GetString(0));
+            }
+        }
+        catch (SqliteException e) when (IsDamage(e))
+        {
+            throw Damaged(Path, e.Message, e);
+        }
+
+        if (faults is not ["ok"])
+        {
+            throw Damaged(Path, "quick_check: " + string.Join("; ", faults), null);
+        }
+    }
+
+    /// <summary>SQLITE_CORRUPT or SQLITE_NOTADB: the file itself is bad, not the call.</summary>
+    public static bool IsDamage(SqliteException e) => e.SqliteErrorCode is 11 or 26;
+
+    public static StoreDamagedException Damaged(string path, string detail, Exception? inner)
+    {
+        var message = $"the state database {path} is damaged ({detail}). It holds the instances' records, so the agent will not start on it, "
+            + $"nor start afresh and forget them: keep the file (with {path}-wal if there is one), restore it from a backup, "
+            + $"or recover what is readable with sqlite3's .recover into a new file and put that in its place";
+        return inner is null ? new StoreDamagedException(message) : new StoreDamagedException(message, inner);
+    }
+
     /// <summary>Switches the file to write-ahead logging (persistent in the file) and checks that it took.</summary>
     public async Task EnableWalAsync(SqliteConnection connection, CancellationToken cancellationToken)
     {
