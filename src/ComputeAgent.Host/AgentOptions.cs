@@ -17,6 +17,12 @@ public sealed class AgentOptions
     /// <summary>kvm, qemu (TCG, no hardware virtualisation) or auto (kvm when /dev/kvm is usable).</summary>
     public string VirtType { get; set; } = "auto";
 
+    /// <summary>Nova's [libvirt]cpu_mode: host-model, host-passthrough (kvm only), custom (the first of <see cref="CpuModels"/>) or none (QEMU's default CPU).</summary>
+    public string CpuMode { get; set; } = "host-model";
+
+    /// <summary>Nova's [libvirt]cpu_models: the named CPU models for cpu_mode custom; guests get the first.</summary>
+    public List<string> CpuModels { get; set; } = [];
+
     /// <summary>Where the agent keeps its database.</summary>
     public string StateDirectory { get; set; } = "/var/lib/compute-agent";
 
@@ -98,6 +104,14 @@ public sealed class AgentOptions
     public HostSettings ToHostSettings(bool kvmUsable) => new()
     {
         VirtType = HostSettings.ParseVirtType(VirtType, kvmUsable),
+        CpuMode = CpuMode switch
+        {
+            "host-passthrough" => Instances.Model.CpuMode.HostPassthrough,
+            "custom" => Instances.Model.CpuMode.Custom,
+            "none" => Instances.Model.CpuMode.None,
+            _ => Instances.Model.CpuMode.HostModel,
+        },
+        CpuModel = CpuMode == "custom" ? CpuModels.FirstOrDefault() : null,
         InstancesDirectory = InstancesDirectory,
         ForceConfigDrive = ForceConfigDrive,
         ConfigDriveFormat = ConfigDriveFormat == "vfat" ? Instances.Model.ConfigDriveFormat.Vfat : Instances.Model.ConfigDriveFormat.Iso9660,
@@ -118,6 +132,7 @@ public sealed class AgentOptions
             errors.Add($"Agent:VirtType '{VirtType}' must be kvm, qemu or auto");
         }
 
+        errors.AddRange(ValidateCpu());
         foreach (var (key, path) in new[] { ("StateDirectory", StateDirectory), ("InstancesDirectory", InstancesDirectory), ("UnixSocketPath", UnixSocketPath), ("JournalSocketPath", JournalSocketPath), ("BootIdPath", BootIdPath) })
         {
             if (string.IsNullOrWhiteSpace(path) || !Path.IsPathFullyQualified(path))
@@ -202,5 +217,31 @@ public sealed class AgentOptions
         }
 
         return errors;
+    }
+
+    private IEnumerable<string> ValidateCpu()
+    {
+        if (CpuMode is not ("host-model" or "host-passthrough" or "custom" or "none"))
+        {
+            yield return $"Agent:CpuMode '{CpuMode}' must be host-model, host-passthrough, custom or none";
+        }
+        else if (CpuMode == "custom" && CpuModels.Count == 0)
+        {
+            yield return "Agent:CpuMode custom needs Agent:CpuModels, e.g. [\"Haswell-noTSX\"] (virsh cpu-models x86_64 lists them)";
+        }
+        else if (CpuMode != "custom" && CpuModels.Count > 0)
+        {
+            yield return $"Agent:CpuModels is only read with Agent:CpuMode custom (it is {CpuMode}): remove it or set CpuMode to custom";
+        }
+        else if (CpuMode == "host-passthrough" && VirtType == "qemu")
+        {
+            // TCG cannot pass the host CPU through: QEMU would refuse to start every guest.
+            yield return "Agent:CpuMode host-passthrough needs kvm, but Agent:VirtType is qemu: use host-model, custom or none";
+        }
+
+        foreach (var model in CpuModels.Where(m => m is not { Length: > 0 and <= 64 } || !m.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')))
+        {
+            yield return $"Agent:CpuModels '{model}' must be a CPU model name of ASCII letters, digits, '.', '_' and '-' (virsh cpu-models x86_64 lists them)";
+        }
     }
 }

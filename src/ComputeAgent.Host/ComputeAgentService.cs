@@ -302,6 +302,17 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
         return new ConsoleOutput { Output = string.Join('\n', tail) };
     }
 
+    public override async Task<DomainXml> GetDomainXml(GetDomainXmlRequest request, ServerCallContext context)
+    {
+        var uuid = ParseUuid(request.InstanceUuid);
+        var record = Engine.Find(uuid) ?? throw new InstanceNotFoundException(uuid);
+        var read = await Engine.Driver.ReadDomainXmlAsync(uuid, request.Inactive, context.CancellationToken).ConfigureAwait(false);
+        return read is { } domain
+            ? new DomainXml { Xml = domain.Xml, Active = domain.Active }
+            : throw new RpcException(new Status(StatusCode.FailedPrecondition, $"instance {uuid} has no libvirt domain: it is {record.VmState.ToApi()} / {record.TaskState.ToApi()}"
+                + (record.VmState == States.VmState.Building ? "; the spawn defines it after the disks are ready, ask again then" : string.Empty)));
+    }
+
     /// <summary>
     /// Snapshot and backup: the image record is created before the command is accepted, so the
     /// reply carries its id; a refusal is checked first and removes the record if it still comes.

@@ -35,6 +35,41 @@ public sealed class PackagedSettingsTests
     }
 
     [Fact]
+    public void Bad_cpu_settings_are_each_named()
+    {
+        Assert.Equal(["Agent:CpuMode 'host' must be host-model, host-passthrough, custom or none"], new AgentOptions { CpuMode = "host" }.Validate());
+        Assert.Equal(
+            ["Agent:CpuMode custom needs Agent:CpuModels, e.g. [\"Haswell-noTSX\"] (virsh cpu-models x86_64 lists them)"],
+            new AgentOptions { CpuMode = "custom" }.Validate());
+        Assert.Equal(
+            ["Agent:CpuModels is only read with Agent:CpuMode custom (it is host-model): remove it or set CpuMode to custom"],
+            new AgentOptions { CpuModels = ["Haswell-noTSX"] }.Validate());
+        Assert.Equal(
+            ["Agent:CpuMode host-passthrough needs kvm, but Agent:VirtType is qemu: use host-model, custom or none"],
+            new AgentOptions { CpuMode = "host-passthrough", VirtType = "qemu" }.Validate());
+        Assert.Equal(
+            ["Agent:CpuModels 'Haswell noTSX' must be a CPU model name of ASCII letters, digits, '.', '_' and '-' (virsh cpu-models x86_64 lists them)"],
+            new AgentOptions { CpuMode = "custom", CpuModels = ["Haswell noTSX"] }.Validate());
+        Assert.Empty(new AgentOptions { CpuMode = "host-passthrough", VirtType = "auto" }.Validate());
+        Assert.Empty(new AgentOptions { CpuMode = "none" }.Validate());
+    }
+
+    [Theory]
+    [InlineData("host-model", null, "HostModel", null)]
+    [InlineData("host-passthrough", null, "HostPassthrough", null)]
+    [InlineData("none", null, "None", null)]
+    [InlineData("custom", "Haswell-noTSX,qemu64", "Custom", "Haswell-noTSX")]
+    public void The_cpu_settings_become_the_guests_cpu_mode_and_model(string mode, string? models, string expectedMode, string? expectedModel)
+    {
+        var options = new AgentOptions { CpuMode = mode, CpuModels = models?.Split(',').ToList() ?? [] };
+        Assert.Empty(options.Validate());
+        var settings = options.ToHostSettings(kvmUsable: true);
+        Assert.Equal(expectedMode, settings.CpuMode.ToString());
+        Assert.Equal(expectedModel, settings.CpuModel);
+        settings.Validate();
+    }
+
+    [Fact]
     public void Bad_host_shutdown_and_log_settings_are_each_named()
     {
         var problems = new AgentOptions

@@ -24,6 +24,7 @@ public sealed class AgentStartupTests
             ["MaxConcurrentBuilds"] = "0",
             ["ImageServiceUrl"] = "ftp://glance",
             ["StateDirectory"] = "relative/path",
+            ["CpuMode"] = "custom",
         });
 
         Assert.Equal(2, exitCode);
@@ -31,6 +32,7 @@ public sealed class AgentStartupTests
         Assert.Contains("Agent:MaxConcurrentBuilds 0 must be between 1 and 1000", output, StringComparison.Ordinal);
         Assert.Contains("Agent:ImageServiceUrl 'ftp://glance'", output, StringComparison.Ordinal);
         Assert.Contains("Agent:StateDirectory 'relative/path' must be an absolute path", output, StringComparison.Ordinal);
+        Assert.Contains("Agent:CpuMode custom needs Agent:CpuModels", output, StringComparison.Ordinal);
     }
 
     [Fact]

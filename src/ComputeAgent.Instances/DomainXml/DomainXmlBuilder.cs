@@ -268,6 +268,11 @@ public sealed class DomainXmlBuilder
         w.WriteEndElement();
         w.WriteStartElement("apic");
         w.WriteEndElement();
+
+        // As Nova for x86 guests: QEMU's vmcoreinfo device lets a host-side dump of the guest
+        // (virsh dump) be read with the guest kernel's own layout (KASLR offsets).
+        w.WriteStartElement("vmcoreinfo");
+        w.WriteEndElement();
         if (c.OsType == OsType.Windows)
         {
             // Nova's Hyper-V enlightenments for Windows guests.

@@ -145,7 +145,8 @@ internal sealed record GuestConfig
             Video = props.VideoModel ?? VideoModel.Virtio,
             VideoRamMiB = ResolveVideoRam(specs, props),
             GuestAgent = props.QemuGuestAgent,
-            Rng = props.RngVirtio && specs.RngAllowed,
+            // Nova's libvirt driver gives every qemu/kvm guest a virtio RNG unless the flavor's hw_rng:allowed is false.
+            Rng = specs.RngAllowed,
             FlavorSpecs = specs,
             ImageProperties = props,
             Disks = disks,

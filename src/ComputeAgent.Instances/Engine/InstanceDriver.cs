@@ -70,6 +70,17 @@ public sealed class InstanceDriver
             return PowerStateMapping.FromLibvirt(domain?.GetState());
         }, cancellationToken);
 
+    /// <summary>
+    /// The domain XML libvirt holds for the instance now (live, or with <paramref name="inactive"/>
+    /// the persistent definition) and whether the domain is running; null when it has no domain.
+    /// </summary>
+    public Task<(string Xml, bool Active)?> ReadDomainXmlAsync(Guid uuid, bool inactive, CancellationToken cancellationToken) =>
+        WithConnectionAsync<(string, bool)?>(c =>
+        {
+            using var domain = c.TryLookupByUuid(uuid);
+            return domain is null ? null : (domain.GetXmlDesc(inactive ? DomainXmlFlags.Inactive : DomainXmlFlags.None), domain.IsActive);
+        }, cancellationToken);
+
     /// <summary>power_state of every domain, in one bulk call (the reconcile loop's only libvirt call).</summary>
     public Task<Dictionary<Guid, PowerState>> ReadAllPowerStatesAsync(CancellationToken cancellationToken) =>
         WithConnectionAsync(c => c.GetAllDomainStats(DomainStatsTypes.State).ToDictionary(s => s.Uuid, s => PowerStateMapping.FromLibvirt(s.State)), cancellationToken);

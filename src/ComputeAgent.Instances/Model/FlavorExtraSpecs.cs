@@ -45,7 +45,7 @@ public sealed record FlavorExtraSpecs
 
     public PointerModel? PointerModel { get; init; }
 
-    /// <summary>hw_rng:allowed; Nova's default is true (an image may ask for an RNG unless the flavor forbids it).</summary>
+    /// <summary>hw_rng:allowed; Nova's default is true: every guest gets a virtio RNG unless the flavor says false.</summary>
     public bool RngAllowed { get; init; } = true;
 
     public long? RngRateBytes { get; init; }

@@ -37,9 +37,6 @@ public sealed record ImageProperties
 
     public bool QemuGuestAgent { get; init; }
 
-    /// <summary>hw_rng_model; only "virtio" exists for QEMU.</summary>
-    public bool RngVirtio { get; init; }
-
     public PointerModel? PointerModel { get; init; }
 
     public int? SerialPortCount { get; init; }
@@ -84,6 +81,12 @@ public sealed record ImageProperties
         T? Map<T>(string key, Func<string, string, T> parse)
             where T : struct => Get(key) is { } v ? parse(F(key), v) : null;
 
+        // Nova's only RNG model; the RNG itself is there by default (the flavor's hw_rng:allowed turns it off).
+        if (Get("hw_rng_model") is { } rng && rng != "virtio")
+        {
+            throw new InvalidInstanceSpecException(F("hw_rng_model"), rng, "virtio");
+        }
+
         return new ImageProperties
         {
             DiskBus = Map("hw_disk_bus", ParseDiskBus),
@@ -95,7 +98,6 @@ public sealed record ImageProperties
             VideoModel = Map("hw_video_model", ParseVideoModel),
             VideoRamMiB = Int("hw_video_ram", 1, 4096),
             QemuGuestAgent = Bool("hw_qemu_guest_agent") ?? false,
-            RngVirtio = Get("hw_rng_model") is { } rng && (rng == "virtio" ? true : throw new InvalidInstanceSpecException(F("hw_rng_model"), rng, "virtio")),
             PointerModel = Map("hw_pointer_model", FlavorExtraSpecs.ParsePointerModel),
             SerialPortCount = Int("hw_serial_port_count", 1, 8),
             WatchdogAction = Map("hw_watchdog_action", FlavorExtraSpecs.ParseWatchdogAction),

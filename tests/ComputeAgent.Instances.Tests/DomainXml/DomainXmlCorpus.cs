@@ -76,6 +76,9 @@ public static class DomainXmlCorpus
             Flavor = Samples.Flavor(new Dictionary<string, string> { ["hw_video:ram_max_mb"] = "16" }),
             Image = Samples.Image(new Dictionary<string, string> { ["hw_video_model"] = "cirrus", ["hw_video_ram"] = "16", ["hw_vif_model"] = "pcnet" }),
         },
+        ["cpu mode none"] = id => Samples.Typical(id),
+        ["tcg, custom cpu"] = id => Samples.Typical(id),
+        ["kvm, host-passthrough"] = id => Samples.Typical(id),
         ["hostile text"] = id => Samples.Typical(id) with
         {
             Name = "</name><devices><disk type='file'/></devices>&amp; \"quoted\" 'single' ]]> <!-- -->",
@@ -87,9 +90,16 @@ public static class DomainXmlCorpus
 
     public static IEnumerable<object[]> Names => Cases.Keys.Select(k => new object[] { k });
 
-    public static HostSettings HostFor(string name) => name.StartsWith("no ports", StringComparison.Ordinal)
-        ? Samples.Host with { VirtType = VirtType.Kvm, CpuMode = CpuMode.Custom, CpuModel = "qemu64" }
-        : Samples.Host;
+    // The cases built on another host than the sample one (every CpuMode the agent can be set to).
+    private static readonly Dictionary<string, HostSettings> Hosts = new(StringComparer.Ordinal)
+    {
+        ["no ports, kvm, custom cpu, cirrus"] = Samples.Host with { VirtType = VirtType.Kvm, CpuMode = CpuMode.Custom, CpuModel = "qemu64" },
+        ["cpu mode none"] = Samples.Host with { CpuMode = CpuMode.None },
+        ["tcg, custom cpu"] = Samples.Host with { CpuMode = CpuMode.Custom, CpuModel = "Haswell-noTSX" },
+        ["kvm, host-passthrough"] = Samples.Host with { VirtType = VirtType.Kvm, CpuMode = CpuMode.HostPassthrough },
+    };
+
+    public static HostSettings HostFor(string name) => Hosts.GetValueOrDefault(name, Samples.Host);
 
     public static InstanceSpec Spec(string name, Guid uuid) => Cases[name](uuid);
 }

@@ -439,16 +439,28 @@ public sealed class DomainXmlElementTests
     }
 
     [Fact]
-    public void Hw_rng_model_adds_a_virtio_rng_from_urandom_rate_limited_by_the_flavor()
+    public void Every_guest_gets_a_virtio_rng_from_urandom_as_with_nova_without_the_image_asking()
     {
-        var spec = Samples.Typical(Uuid) with
-        {
-            Flavor = Samples.Flavor(new Dictionary<string, string> { ["hw_rng:rate_bytes"] = "1024", ["hw_rng:rate_period"] = "2000" }),
-            Image = Samples.Image(new Dictionary<string, string> { ["hw_rng_model"] = "virtio" }),
-        };
-        var doc = Samples.BuildDocument(spec);
+        // Nova's libvirt driver adds the RNG for every qemu/kvm guest; hw_rng_model is not needed.
+        var doc = Samples.BuildDocument(Samples.Typical(Uuid));
+        Assert.Equal("/dev/urandom", doc.Value("/domain/devices/rng[@model='virtio']/backend[@model='random']"));
+        doc.None("/domain/devices/rng/rate");
+        Samples.BuildDocument(WithImageProperties(("hw_rng_model", "virtio"))).One("/domain/devices/rng[@model='virtio']");
+    }
+
+    [Fact]
+    public void The_flavor_rate_limits_the_rng()
+    {
+        var doc = Samples.BuildDocument(WithFlavorSpecs(("hw_rng:rate_bytes", "1024"), ("hw_rng:rate_period", "2000")));
         doc.One("/domain/devices/rng[@model='virtio']/rate[@bytes='1024' and @period='2000']");
         Assert.Equal("/dev/urandom", doc.Value("/domain/devices/rng/backend[@model='random']"));
+    }
+
+    [Fact]
+    public void Every_guest_has_the_vmcoreinfo_feature_as_with_nova()
+    {
+        Samples.BuildDocument(Samples.Typical(Uuid)).One("/domain/features/vmcoreinfo");
+        Samples.BuildDocument(WithImageProperties(("os_type", "windows"))).One("/domain/features/vmcoreinfo");
     }
 
     [Fact]
@@ -460,6 +472,7 @@ public sealed class DomainXmlElementTests
             Image = Samples.Image(new Dictionary<string, string> { ["hw_rng_model"] = "virtio" }),
         };
         Samples.BuildDocument(spec).None("/domain/devices/rng");
+        Samples.BuildDocument(WithFlavorSpecs(("hw_rng:allowed", "false"))).None("/domain/devices/rng");
     }
 
     [Fact]
