@@ -1,4 +1,5 @@
 using ComputeAgent.Instances.Engine;
+using ComputeAgent.Instances.Images;
 using ComputeAgent.Instances.Model;
 
 namespace ComputeAgent.Host;
@@ -52,6 +53,13 @@ public sealed class AgentOptions
     /// <summary>Base images no instance has used for this long are removed from the cache.</summary>
     public int ImageCacheMaxUnusedHours { get; set; } = 24;
 
+    /// <summary>
+    /// The Glance disk_formats a spawn or rebuild may use, comma-separated (qcow2, raw, iso, ami,
+    /// vmdk, vdi, vhd, vhdx, ploop); each but qcow2 is converted to qcow2 in the image cache. A
+    /// string, not a list: the configuration binder appends a list to its default instead of replacing it.
+    /// </summary>
+    public string AcceptedDiskFormats { get; set; } = string.Join(", ", ImageCacheOptions.DefaultDiskFormats);
+
     public Controller.ControllerLinkOptions Controller { get; set; } = new();
 
     public Callers.CallerOptions Callers { get; set; } = new();
@@ -99,6 +107,15 @@ public sealed class AgentOptions
         RestartCrashedGuests = RestartCrashedGuests,
         ReclaimInstanceInterval = TimeSpan.FromSeconds(ReclaimInstanceIntervalSeconds),
     };
+
+    /// <summary>The image cache's settings: under StateDirectory, the accepted disk formats.</summary>
+    public ImageCacheOptions ToImageCacheOptions() => new()
+    {
+        Directory = Path.Combine(StateDirectory, "_base"),
+        AcceptedDiskFormats = DiskFormatList(),
+    };
+
+    private string[] DiskFormatList() => AcceptedDiskFormats.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     /// <param name="kvmUsable">Whether libvirt offers kvm domains here (the runtime asks libvirt's domain capabilities).</param>
     public HostSettings ToHostSettings(bool kvmUsable) => new()
@@ -192,6 +209,17 @@ public sealed class AgentOptions
         if (ImageCacheMaxUnusedHours is < 1 or > 8_760)
         {
             errors.Add($"Agent:ImageCacheMaxUnusedHours {ImageCacheMaxUnusedHours} must be between 1 and 8760");
+        }
+
+        var formats = DiskFormatList();
+        if (formats.Length == 0)
+        {
+            errors.Add($"Agent:AcceptedDiskFormats '{AcceptedDiskFormats}' must name at least one disk format, e.g. \"qcow2, raw, iso\"");
+        }
+
+        foreach (var unknown in formats.Where(f => !ImageCacheOptions.KnownDiskFormats.Contains(f, StringComparer.Ordinal)))
+        {
+            errors.Add($"Agent:AcceptedDiskFormats names '{unknown}', which is not a disk format this host can boot; allowed: {string.Join(", ", ImageCacheOptions.KnownDiskFormats.Order(StringComparer.Ordinal))}");
         }
 
         errors.AddRange(Controller.Validate());

@@ -56,6 +56,7 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
                 Guest = request.ToGuestData(),
                 KernelBoot = images.KernelBootFor(image),
             };
+            glanceImage.CheckFits(spec.Flavor);
             var record = await Engine.SpawnAsync(spec, ct => images.GetBaseImageAsync(glanceImage, token, ct), context.CancellationToken).ConfigureAwait(false);
             return Reply(record);
         });
@@ -99,6 +100,7 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
 
             var token = string.IsNullOrEmpty(request.AuthToken) ? null : request.AuthToken;
             var image = await images.GetImageAsync(request.ImageId, token, context.CancellationToken).ConfigureAwait(false);
+            image.CheckFits((Engine.Find(uuid) ?? throw new InstanceNotFoundException(uuid)).Spec.Flavor);
             var input = new CommandInput { Image = image.Meta, KernelBoot = images.KernelBootFor(image.Meta), BaseImage = ct => images.GetBaseImageAsync(image, token, ct) };
             return Reply(await Engine.SubmitAsync(uuid, Command.Rebuild, input, context.CancellationToken).ConfigureAwait(false));
         });

@@ -42,6 +42,7 @@ public sealed partial class ErrorMapping(ILogger<ErrorMapping> logger) : Interce
         InstanceNotFoundException missing => new Status(StatusCode.NotFound, missing.Message),
         CommandNotSupportedException unsupported => new Status(StatusCode.Unimplemented, unsupported.Message),
         InvalidInstanceSpecException invalid => new Status(StatusCode.InvalidArgument, invalid.Message),
+        FlavorDiskSmallerThanImageException tooSmall => new Status(StatusCode.InvalidArgument, tooSmall.Message),
         ArgumentException argument => new Status(StatusCode.InvalidArgument, argument.Message),
         ImageServiceException image => new Status(
             image.Kind switch

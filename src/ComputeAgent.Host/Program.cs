@@ -51,7 +51,7 @@ builder.Services.AddSingleton(s =>
     }
 
     var glance = new GlanceClient(new HttpClient(), new Uri(agent.ImageServiceUrl));
-    var cache = new ImageCache(glance, new ImageCacheOptions { Directory = Path.Combine(agent.StateDirectory, "_base") }, s.GetRequiredService<ILogger<ImageCache>>());
+    var cache = new ImageCache(glance, agent.ToImageCacheOptions(), s.GetRequiredService<ILogger<ImageCache>>());
     return new ImageSource(glance, cache);
 });
 builder.Services.AddGrpc(o =>

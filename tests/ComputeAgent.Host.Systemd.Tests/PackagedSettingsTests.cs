@@ -93,4 +93,19 @@ public sealed class PackagedSettingsTests
             ],
             problems);
     }
+
+    [Fact]
+    public void Accepted_disk_formats_reach_the_image_cache_and_unknown_names_are_each_named()
+    {
+        var vmdk = new AgentOptions { AcceptedDiskFormats = "qcow2, vmdk" };
+        Assert.Empty(vmdk.Validate());
+        Assert.Equal(["qcow2", "vmdk"], vmdk.ToImageCacheOptions().AcceptedDiskFormats);
+        Assert.Equal(["qcow2", "raw", "iso"], new AgentOptions().ToImageCacheOptions().AcceptedDiskFormats);
+
+        var problems = new AgentOptions { AcceptedDiskFormats = "qcow2, tar, aki" }.Validate();
+        Assert.Equal(2, problems.Count);
+        Assert.StartsWith("Agent:AcceptedDiskFormats names 'tar', which is not a disk format this host can boot; allowed: ami, iso, ploop, qcow2, raw, vdi, vhd, vhdx, vmdk", problems[0], StringComparison.Ordinal);
+        Assert.StartsWith("Agent:AcceptedDiskFormats names 'aki'", problems[1], StringComparison.Ordinal);
+        Assert.Equal(["Agent:AcceptedDiskFormats ' , ' must name at least one disk format, e.g. \"qcow2, raw, iso\""], new AgentOptions { AcceptedDiskFormats = " , " }.Validate());
+    }
 }

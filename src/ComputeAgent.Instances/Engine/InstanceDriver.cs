@@ -221,12 +221,12 @@ public sealed class InstanceDriver
 
         await run.AdvanceAsync(TaskState.BlockDeviceMapping, cancellationToken).ConfigureAwait(false);
         var image = await baseImage(cancellationToken).ConfigureAwait(false);
+        await CheckRootDiskFitsAsync(image, spec, cancellationToken).ConfigureAwait(false);
         var directory = InstanceDirectory(spec.Uuid);
         Directory.CreateDirectory(directory);
         await run.JournalAsync(JournalInstanceDirectory, directory, cancellationToken).ConfigureAwait(false);
         var root = RootDiskPath(spec.Uuid);
-        long? rootSize = spec.Flavor.RootGiB > 0 ? spec.Flavor.RootGiB * 1024L * 1024 * 1024 : null;
-        await QemuImg.CreateOverlayAsync(image, "qcow2", root, rootSize, cancellationToken).ConfigureAwait(false);
+        await QemuImg.CreateOverlayAsync(image, "qcow2", root, RootDiskBytes(spec.Flavor), cancellationToken).ConfigureAwait(false);
         await run.JournalAsync(JournalRootDisk, root, cancellationToken).ConfigureAwait(false);
         if (spec.BlockDevices.Any(b => b.Role == BlockDeviceRole.ConfigDrive))
         {
@@ -238,6 +238,25 @@ public sealed class InstanceDriver
         await DefinePersistentAsync(builder.Build(spec), cancellationToken).ConfigureAwait(false);
         await run.JournalAsync(JournalDomain, HostSettings.DomainName(spec.Uuid), cancellationToken).ConfigureAwait(false);
         await OnDomainAsync(spec.Uuid, d => d.Create(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The root overlay's size: the flavor's root disk, or (root_gib 0) the image's own size.</summary>
+    private static long? RootDiskBytes(Flavor flavor) => flavor.RootGiB > 0 ? flavor.RootGiB * 1024L * 1024 * 1024 : null;
+
+    /// <summary>
+    /// Nova's verify_base_size, before anything is made from the image: qemu-img would make an
+    /// overlay smaller than its base, cutting off the end of the guest's disk. Glance does not
+    /// always know the virtual size; the cached base image does.
+    /// </summary>
+    private static async Task CheckRootDiskFitsAsync(string baseImage, InstanceSpec spec, CancellationToken cancellationToken)
+    {
+        if (spec.Flavor.RootGiB == 0)
+        {
+            return;
+        }
+
+        var info = QemuImageInfo.Parse(await QemuImg.InfoJsonAsync(baseImage, cancellationToken).ConfigureAwait(false));
+        FlavorDiskSmallerThanImageException.ThrowIfLarger(spec.Flavor, spec.Image.Id, info.VirtualSize, "virtual size");
     }
 
     /// <summary>
@@ -284,6 +303,10 @@ public sealed class InstanceDriver
         var root = RootDiskPath(uuid);
         var saved = Path.Combine(InstanceDirectory(uuid), "disk.pre-resize");
 
+        // A root_gib 0 instance's disk is the image's size: a root disk below it would be a shrink, which qemu-img refuses only once the guest is down.
+        var current = QemuImageInfo.Parse(await QemuImg.InfoJsonAsync(root, cancellationToken).ConfigureAwait(false)).VirtualSize;
+        FlavorDiskSmallerThanImageException.ThrowIfLarger(newSpec.Flavor, run.Spec.Image.Id, current, "virtual size (the instance's root disk now)");
+
         await run.AdvanceAsync(TaskState.ResizeMigrating, cancellationToken).ConfigureAwait(false);
         await StopAsync(uuid, cancellationToken).ConfigureAwait(false);
         File.Copy(root, saved, overwrite: true);
@@ -312,11 +335,11 @@ public sealed class InstanceDriver
         var newSpec = run.NewSpec ?? throw new InvalidOperationException("rebuild needs the new image");
         var baseImage = run.Input.BaseImage ?? throw new InvalidOperationException("rebuild needs the new image's data");
         var image = await baseImage(cancellationToken).ConfigureAwait(false);
+        await CheckRootDiskFitsAsync(image, newSpec, cancellationToken).ConfigureAwait(false);
         var fresh = Path.Combine(InstanceDirectory(uuid), "disk.rebuild");
         var old = Path.Combine(InstanceDirectory(uuid), "disk.pre-rebuild");
         await run.JournalAsync(JournalRebuildDisk, fresh, cancellationToken).ConfigureAwait(false);
-        long? rootSize = newSpec.Flavor.RootGiB > 0 ? newSpec.Flavor.RootGiB * 1024L * 1024 * 1024 : null;
-        await QemuImg.CreateOverlayAsync(image, "qcow2", fresh, rootSize, cancellationToken).ConfigureAwait(false);
+        await QemuImg.CreateOverlayAsync(image, "qcow2", fresh, RootDiskBytes(newSpec.Flavor), cancellationToken).ConfigureAwait(false);
         await StopAsync(uuid, cancellationToken).ConfigureAwait(false);
 
         await run.AdvanceAsync(TaskState.RebuildSpawning, cancellationToken).ConfigureAwait(false);
@@ -385,9 +408,11 @@ public sealed class InstanceDriver
 
             await target.UploadAsync(flat, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception) when (!cancellationToken.IsCancellationRequested)
+        catch (Exception)
         {
-            // The image record will never get good data: remove it rather than leave a queued image.
+            // The image record will never get good data: remove it rather than leave a queued
+            // image, as Nova does when a snapshot fails. A delete that preempted the snapshot too:
+            // recovery could not do it later (the caller's token is not kept).
             await target.AbandonAsync(CancellationToken.None).ConfigureAwait(false);
             throw;
         }

@@ -107,7 +107,7 @@ internal sealed class BaseImageBuilder
             throw new ImageServiceException(
                 ImageServiceErrorKind.UnsupportedFormat,
                 image.Id,
-                $"disk_format '{meta.DiskFormat}' is not accepted on this host (accepted: {string.Join(", ", options.AcceptedDiskFormats)}); "
+                $"disk_format '{meta.DiskFormat}' is not accepted on this host (accepted: {string.Join(", ", options.AcceptedDiskFormats)}; the operator sets Agent:AcceptedDiskFormats); "
                 + "convert it (qemu-img convert -O qcow2) and upload it again");
         }
 
@@ -237,7 +237,36 @@ internal sealed class BaseImageBuilder
             throw TooLarge(image, $"its virtual size is {info.VirtualSize} bytes (image_cache.max_virtual_size_bytes is {options.MaxVirtualSizeBytes})");
         }
 
+        await CheckAsync(image, path, format, timeout.Token, cancellationToken).ConfigureAwait(false);
         return info;
+    }
+
+    /// <summary>qemu-img check: info reads only the header, so a truncated or damaged image passes it and would boot.</summary>
+    private async Task CheckAsync(GlanceImage image, string path, string format, CancellationToken timeout, CancellationToken cancellationToken)
+    {
+        // A raw image has no metadata to check (qemu-img answers "not supported").
+        if (format == "raw")
+        {
+            return;
+        }
+
+        QemuImageCheck check;
+        try
+        {
+            check = await QemuImg.CheckAsync(path, format, timeout).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw Unsafe(image, $"qemu-img check did not finish within {options.InspectTimeout.TotalSeconds:0.###} s, as crafted images make it", e);
+        }
+
+        if (!check.IsUsable)
+        {
+            throw new ImageServiceException(
+                ImageServiceErrorKind.Damaged,
+                image.Id,
+                $"refused as damaged: {check.Describe()}; the upload is truncated or the image is corrupt, upload a good copy again");
+        }
     }
 
     private async Task ConvertAsync(GlanceImage image, string source, string format, string target, CancellationToken cancellationToken)

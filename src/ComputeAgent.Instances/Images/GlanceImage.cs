@@ -18,4 +18,26 @@ public sealed record GlanceImage(ImageMeta Meta, string Status, long? Size, stri
     public string Id => Meta.Id;
 
     public bool IsActive => Status == ActiveStatus;
+
+    /// <summary>virtual_size: the disk size the guest sees, in bytes, when Glance has worked it out (null otherwise).</summary>
+    public long? VirtualSize { get; init; }
+
+    /// <summary>
+    /// Nova's API check, before anything is created: refuses the image when what Glance already
+    /// knows (its size, its virtual size) is larger than <paramref name="flavor"/>'s root disk.
+    /// min_disk is the spec validation's. What Glance does not know is checked once the image is cached.
+    /// </summary>
+    /// <exception cref="FlavorDiskSmallerThanImageException">It does not fit.</exception>
+    public void CheckFits(Flavor flavor)
+    {
+        if (VirtualSize is { } virtualSize)
+        {
+            FlavorDiskSmallerThanImageException.ThrowIfLarger(flavor, Id, virtualSize, "virtual size");
+        }
+
+        if (Size is { } size && !ImageFormats.IsBootFile(Meta.DiskFormat))
+        {
+            FlavorDiskSmallerThanImageException.ThrowIfLarger(flavor, Id, size, "size");
+        }
+    }
 }

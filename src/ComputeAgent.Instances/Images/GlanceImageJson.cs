@@ -58,7 +58,10 @@ internal static class GlanceImageJson
             OptionalNumber(root, "size"),
             OptionalString(root, "checksum"),
             OptionalString(root, "os_hash_algo"),
-            OptionalString(root, "os_hash_value"));
+            OptionalString(root, "os_hash_value"))
+        {
+            VirtualSize = OptionalNumber(root, "virtual_size"),
+        };
     }
 
     private static JsonDocument ParseDocument(ReadOnlyMemory<byte> json)

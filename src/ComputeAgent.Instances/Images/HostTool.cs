@@ -18,6 +18,23 @@ internal static class HostTool
         IReadOnlyDictionary<string, string>? environment = null,
         string? label = null)
     {
+        var (exitCode, output, error) = await RunToExitAsync(program, arguments, package, cancellationToken, environment).ConfigureAwait(false);
+        if (exitCode != 0)
+        {
+            throw new IOException($"{label ?? Path.GetFileName(program)} failed (exit {exitCode}): {error.Trim()}");
+        }
+
+        return output;
+    }
+
+    /// <summary>Runs <paramref name="program"/> and returns its exit status with what it wrote, for programs whose exit status is an answer (qemu-img check).</summary>
+    public static async Task<(int ExitCode, string Output, string Error)> RunToExitAsync(
+        string program,
+        IEnumerable<string> arguments,
+        string package,
+        CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, string>? environment = null)
+    {
         var startInfo = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true,
@@ -35,7 +52,6 @@ internal static class HostTool
         }
 
         var name = Path.GetFileName(program);
-        label ??= name;
         Process process;
         try
         {
@@ -60,12 +76,7 @@ internal static class HostTool
                 throw;
             }
 
-            if (process.ExitCode != 0)
-            {
-                throw new IOException($"{label} failed (exit {process.ExitCode}): {(await error.ConfigureAwait(false)).Trim()}");
-            }
-
-            return await output.ConfigureAwait(false);
+            return (process.ExitCode, await output.ConfigureAwait(false), await error.ConfigureAwait(false));
         }
     }
 }

@@ -6,8 +6,14 @@ public sealed record ImageCacheOptions
     /// <summary>Where base images live, e.g. /var/lib/compute-agent/_base; QEMU must be able to reach it.</summary>
     public required string Directory { get; init; }
 
-    /// <summary>The Glance disk_formats this host accepts; each is converted to qcow2 unless it is qcow2.</summary>
-    public IReadOnlyList<string> AcceptedDiskFormats { get; init; } = ["qcow2", "raw", "iso"];
+    /// <summary>The Glance disk_formats this host accepts (the agent's Agent:AcceptedDiskFormats); each is converted to qcow2 unless it is qcow2.</summary>
+    public IReadOnlyList<string> AcceptedDiskFormats { get; init; } = DefaultDiskFormats;
+
+    /// <summary>What a host accepts unless configured otherwise: the formats Nova's libvirt driver boots without a conversion tool of its own.</summary>
+    public static IReadOnlyList<string> DefaultDiskFormats { get; } = ["qcow2", "raw", "iso"];
+
+    /// <summary>Every disk_format the cache can turn into a qcow2 base image (what AcceptedDiskFormats may name).</summary>
+    public static IEnumerable<string> KnownDiskFormats => ImageFormats.Convertible;
 
     /// <summary>The largest image download (Glance's size) accepted.</summary>
     public long MaxImageBytes { get; init; } = 256L << 30;
@@ -38,7 +44,7 @@ public sealed record ImageCacheOptions
         {
             if (ImageFormats.QemuName(format) is null)
             {
-                throw new ArgumentException($"image_cache.accepted_disk_formats: '{format}' cannot be a disk; allowed: {string.Join(", ", ImageFormats.Convertible)}", nameof(AcceptedDiskFormats));
+                throw new ArgumentException($"Agent:AcceptedDiskFormats: '{format}' cannot be a disk; allowed: {string.Join(", ", ImageFormats.Convertible)}", nameof(AcceptedDiskFormats));
             }
         }
 

@@ -38,6 +38,9 @@ public enum ImageServiceErrorKind
 
     /// <summary>The base-image cache's file system has no room for the image.</summary>
     NoSpace,
+
+    /// <summary>qemu-img check finds the image damaged (truncated, corrupt metadata).</summary>
+    Damaged,
 }
 
 /// <summary>An image could not be fetched from Glance or made into a base image; the message says what to do.</summary>

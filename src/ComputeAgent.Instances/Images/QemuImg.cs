@@ -38,6 +38,20 @@ public static class QemuImg
     public static Task<string> InspectJsonAsync(string image, CancellationToken cancellationToken) =>
         RunAsync(["info", "--output=json", image], cancellationToken, limited: true);
 
+    /// <summary>
+    /// <c>qemu-img check --output=json</c> of an untrusted image read as <paramref name="format"/>
+    /// (never probed), under the same limits as <see cref="InspectJsonAsync"/>: qemu-img info reads
+    /// only the header, so a truncated or damaged image passes it; check walks the metadata.
+    /// </summary>
+    internal static async Task<QemuImageCheck> CheckAsync(string image, string format, CancellationToken cancellationToken)
+    {
+        List<string> arguments = ["check", "--output=json", "-f", format, image];
+        var (exitCode, output, error) = File.Exists(Prlimit)
+            ? await HostTool.RunToExitAsync(Prlimit, [.. InspectLimits, .. arguments], "qemu-utils", cancellationToken).ConfigureAwait(false)
+            : await HostTool.RunToExitAsync("qemu-img", arguments, "qemu-utils", cancellationToken).ConfigureAwait(false);
+        return QemuImageCheck.From(exitCode, output, error);
+    }
+
     /// <summary>Writes <paramref name="source"/> (read as <paramref name="sourceFormat"/>, never probed) to a new <paramref name="target"/> image.</summary>
     public static Task ConvertAsync(string source, string sourceFormat, string target, string targetFormat, CancellationToken cancellationToken) =>
         RunAsync(["convert", "-q", "-f", sourceFormat, "-O", targetFormat, source, target], cancellationToken);

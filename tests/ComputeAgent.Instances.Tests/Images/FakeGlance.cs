@@ -51,6 +51,9 @@ internal sealed class FakeImage
     /// <summary>File requests wait for this before sending anything.</summary>
     public TaskCompletionSource? Gate { get; init; }
 
+    /// <summary>virtual_size as Glance shows it; null: Glance has not worked it out.</summary>
+    public long? VirtualSize { get; init; }
+
     public long Size => Data.Length;
 
 #pragma warning disable CA5351 // Glance's legacy checksum is MD5.
@@ -87,7 +90,20 @@ internal sealed class FakeGlance : IAsyncDisposable
         app.UsePathBase("/image");
         app.MapGet("/v2/images/{id}", MetadataAsync);
         app.MapGet("/v2/images/{id}/file", FileAsync);
+        app.MapPost("/v2/images", CreateAsync);
+        app.MapPut("/v2/images/{id}/file", UploadAsync);
+        app.MapDelete("/v2/images/{id}", (string id, HttpContext context) =>
+            Refuse(context, id, out _) ?? (images.TryRemove(id, out _) ? Results.NoContent() : Results.NotFound()));
     }
+
+    /// <summary>Uploads (<c>PUT /v2/images/{id}/file</c>) wait for this before reading the data.</summary>
+    public TaskCompletionSource? UploadGate { get; set; }
+
+    /// <summary>Set when an upload has arrived (and waits at <see cref="UploadGate"/>).</summary>
+    public TaskCompletionSource UploadStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Whether the image record exists (an abandoned snapshot's must not).</summary>
+    public bool Has(string id) => images.ContainsKey(id);
 
     /// <summary>http://127.0.0.1:PORT (also served under /image, as a catalog endpoint with a path).</summary>
     public Uri Endpoint { get; private set; } = null!;
@@ -144,7 +160,15 @@ internal sealed class FakeGlance : IAsyncDisposable
             json.WriteNumber("min_disk", 1);
             json.WriteNumber("min_ram", 128);
             json.WriteNumber("size", image.Size);
-            json.WriteNull("virtual_size");
+            if (image.VirtualSize is { } virtualSize)
+            {
+                json.WriteNumber("virtual_size", virtualSize);
+            }
+            else
+            {
+                json.WriteNull("virtual_size");
+            }
+
             json.WriteString("checksum", image.Md5);
             json.WriteString("os_hash_algo", image.HashAlgorithm);
             json.WriteString("os_hash_value", image.HashValue);
@@ -238,6 +262,49 @@ internal sealed class FakeGlance : IAsyncDisposable
         catch (Exception) when (aborted.IsCancellationRequested)
         {
             Interlocked.Increment(ref abortedRequests);
+        }
+    }
+
+    /// <summary><c>POST /v2/images</c>: a queued record with no data, as a snapshot's starts.</summary>
+    private async Task<IResult> CreateAsync(HttpRequest request)
+    {
+        if (request.Headers["X-Auth-Token"] != Token)
+        {
+            return Results.StatusCode(StatusCodes.Status401Unauthorized);
+        }
+
+        using var body = await JsonDocument.ParseAsync(request.Body, cancellationToken: request.HttpContext.RequestAborted);
+        var image = Add(new FakeImage
+        {
+            Id = Guid.NewGuid().ToString(),
+            Data = [],
+            Status = "queued",
+            Name = body.RootElement.GetProperty("name").GetString(),
+            DiskFormat = body.RootElement.GetProperty("disk_format").GetString()!,
+        });
+        return Results.Text(Document(image, $"/v2/images/{image.Id}"), "application/json", statusCode: StatusCodes.Status201Created);
+    }
+
+    private async Task<IResult> UploadAsync(string id, HttpContext context)
+    {
+        if (Refuse(context, id, out var image) is { } refusal)
+        {
+            return refusal;
+        }
+
+        UploadStarted.TrySetResult();
+        try
+        {
+            await (UploadGate?.Task ?? Task.CompletedTask).WaitAsync(context.RequestAborted);
+            using var data = new MemoryStream();
+            await context.Request.Body.CopyToAsync(data, context.RequestAborted);
+            images[id] = new FakeImage { Id = id, Data = data.ToArray(), Name = image.Name, DiskFormat = image.DiskFormat };
+            return Results.NoContent();
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            Interlocked.Increment(ref abortedRequests);
+            return Results.Empty;
         }
     }
 

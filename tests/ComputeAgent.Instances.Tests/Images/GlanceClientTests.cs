@@ -189,4 +189,26 @@ public sealed class GlanceClientTests : IAsyncLifetime
         await Assert.ThrowsAsync<ArgumentException>(() => client.GetImageAsync(id, FakeGlance.Token, CancellationToken.None));
         Assert.Null(glance.LastToken);
     }
+
+    [Fact]
+    public async Task An_image_glance_shows_larger_than_the_flavors_root_disk_is_refused_naming_both_sizes()
+    {
+        const long gib = 1L << 30;
+        var image = glance.Add(new FakeImage { Id = TestImages.NewId(), Data = [1, 2, 3, 4], VirtualSize = 10 * gib });
+        var got = await new GlanceClient(http, glance.Endpoint).GetImageAsync(image.Id, FakeGlance.Token, CancellationToken.None);
+        Assert.Equal(10 * gib, got.VirtualSize);
+
+        var refused = Assert.Throws<Model.FlavorDiskSmallerThanImageException>(() => got.CheckFits(new Model.Flavor("m1.tiny", 1, 256, RootGiB: 1)));
+        Assert.Equal((gib, 10 * gib), (refused.FlavorBytes, refused.ImageBytes));
+        Assert.Contains("the root disk is 1073741824 bytes (1 GiB), the image's virtual size is 10737418240 bytes (10 GiB)", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("root_gib 10 or more", refused.Message, StringComparison.Ordinal);
+
+        // root_gib 0 takes the image's size; a root disk as large as the image fits.
+        got.CheckFits(new Model.Flavor("m1.zero", 1, 256, RootGiB: 0));
+        got.CheckFits(new Model.Flavor("m1.large", 1, 256, RootGiB: 10));
+
+        // Without virtual_size, Glance's size (bytes of data) is what it knows, as Nova's API checks it.
+        var unknown = got with { VirtualSize = null, Size = 2 * gib };
+        Assert.Contains("the image's size is 2147483648 bytes", Assert.Throws<Model.FlavorDiskSmallerThanImageException>(() => unknown.CheckFits(new Model.Flavor("m1.tiny", 1, 256, RootGiB: 1))).Message, StringComparison.Ordinal);
+    }
 }

@@ -147,6 +147,47 @@ public sealed class ImageCacheTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_truncated_qcow2_that_qemu_img_info_passes_is_refused_by_qemu_img_check_and_nothing_is_kept()
+    {
+        // Its header is whole (qemu-img info reads it happily), its tables point past the end.
+        var whole = await images.Qcow2Async();
+        var image = glance.Add(new FakeImage { Id = TestImages.NewId(), Data = whole[..512] });
+        var cache = images.Cache(glance, http);
+
+        var error = await Assert.ThrowsAsync<ImageServiceException>(() => cache.GetAsync(image.Id, FakeGlance.Token, CancellationToken.None));
+
+        Assert.Equal(ImageServiceErrorKind.Damaged, error.Kind);
+        Assert.Contains("qemu-img check found it damaged: 3 corruption(s)", error.Message, StringComparison.Ordinal);
+        Assert.Contains("upload a good copy", error.Message, StringComparison.Ordinal);
+        Assert.Empty(images.CacheFiles());
+    }
+
+    [Fact]
+    public async Task With_vmdk_accepted_a_self_contained_vmdk_is_cached_and_one_whose_extent_is_elsewhere_is_refused()
+    {
+        var cache = images.Cache(glance, http, images.Options() with { AcceptedDiskFormats = ["qcow2", "vmdk"] });
+        var sparsePath = Path.Combine(images.Scratch, "sparse.vmdk");
+        await TestImages.QemuImgAsync("create", "-q", "-f", "vmdk", sparsePath, "16M");
+        var sparse = glance.Add(new FakeImage { Id = TestImages.NewId(), Data = await File.ReadAllBytesAsync(sparsePath), DiskFormat = "vmdk" });
+
+        // A descriptor whose extent is a file on the host: what QEMU would open if it were booted.
+        var flatPath = Path.Combine(images.Scratch, "flat.vmdk");
+        await TestImages.QemuImgAsync("create", "-q", "-f", "vmdk", "-o", "subformat=monolithicFlat", flatPath, "16M");
+        var extent = Path.Combine(images.Scratch, "flat-flat.vmdk");
+        var descriptor = (await File.ReadAllTextAsync(flatPath)).Replace("\"flat-flat.vmdk\"", $"\"{extent}\"", StringComparison.Ordinal);
+        Assert.Contains(extent, descriptor, StringComparison.Ordinal);
+        var flat = glance.Add(new FakeImage { Id = TestImages.NewId(), Data = System.Text.Encoding.ASCII.GetBytes(descriptor), DiskFormat = "vmdk" });
+
+        var cached = await cache.GetAsync(sparse.Id, FakeGlance.Token, CancellationToken.None);
+        Assert.Contains("\"format\": \"qcow2\"", await TestImages.QemuImgAsync("info", "--output=json", cached.Path), StringComparison.Ordinal);
+
+        var error = await Assert.ThrowsAsync<ImageServiceException>(() => cache.GetAsync(flat.Id, FakeGlance.Token, CancellationToken.None));
+        Assert.Equal(ImageServiceErrorKind.Unsafe, error.Kind);
+        Assert.Contains("vmdk create-type 'monolithicFlat'", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(images.CacheFiles(), f => f.Contains(flat.Id, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Images_this_host_does_not_run_are_refused_before_downloading()
     {
         var cache = images.Cache(glance, http, images.Options() with { MaxImageBytes = 1 << 20 });
