@@ -171,14 +171,6 @@ public sealed class InstanceDriver
             return 0;
         }, cancellationToken);
 
-    /// <summary>The domain's XML (its persistent definition when <paramref name="inactive"/>, else what runs), or null when there is no such domain.</summary>
-    public Task<string?> ReadDomainXmlAsync(Guid uuid, bool inactive, CancellationToken cancellationToken) =>
-        WithConnectionAsync(c =>
-        {
-            using var domain = c.TryLookupByUuid(uuid);
-            return domain?.GetXmlDesc(inactive ? DomainXmlFlags.Inactive : DomainXmlFlags.None);
-        }, cancellationToken);
-
     /// <summary>Replaces the persistent definition only: a running guest keeps running as it is and takes the new definition at its next start.</summary>
     public Task DefinePersistentAsync(string xml, CancellationToken cancellationToken) =>
         WithConnectionAsync(c =>

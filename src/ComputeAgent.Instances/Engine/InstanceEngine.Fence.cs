@@ -158,7 +158,7 @@ public sealed partial class InstanceEngine
     {
         try
         {
-            var xml = await driver.ReadDomainXmlAsync(uuid, inactive: true, cancellationToken).ConfigureAwait(false);
+            var xml = (await driver.ReadDomainXmlAsync(uuid, inactive: true, cancellationToken).ConfigureAwait(false))?.Xml;
             if (xml is null || InstanceMetadata.Parse(xml) is null || !DisksAreOurs(xml))
             {
                 return false; // gone already, or not a domain this agent made
@@ -262,7 +262,7 @@ public sealed partial class InstanceEngine
 
     private async Task<InstanceMetadata?> ReadMetadataAsync(Guid uuid, bool inactive, CancellationToken cancellationToken)
     {
-        var xml = await driver.ReadDomainXmlAsync(uuid, inactive, cancellationToken).ConfigureAwait(false);
+        var xml = (await driver.ReadDomainXmlAsync(uuid, inactive, cancellationToken).ConfigureAwait(false))?.Xml;
         return xml is null ? null : InstanceMetadata.Parse(xml);
     }
 

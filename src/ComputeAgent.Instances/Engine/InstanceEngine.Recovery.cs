@@ -181,7 +181,7 @@ public sealed partial class InstanceEngine
         string? xml;
         try
         {
-            xml = await driver.ReadDomainXmlAsync(uuid, inactive: true, cancellationToken).ConfigureAwait(false);
+            xml = (await driver.ReadDomainXmlAsync(uuid, inactive: true, cancellationToken).ConfigureAwait(false))?.Xml;
             metadata = xml is null ? null : InstanceMetadata.Parse(xml);
         }
         catch (LibvirtException ex) when (ex.Code == LibvirtErrorCode.NoDomain)
