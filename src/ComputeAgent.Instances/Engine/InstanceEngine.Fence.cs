@@ -122,8 +122,7 @@ public sealed partial class InstanceEngine
             {
                 try
                 {
-                    var power = reaped ? PowerState.NoState : await driver.ReadPowerStateAsync(slot.Uuid, cancellationToken).ConfigureAwait(false);
-                    await ApplyObservedPowerAsync(slot, power, reaped ? "late domain reaped" : "reconcile", cancellationToken).ConfigureAwait(false);
+                    await ObservePowerAsync(slot, reaped ? "late domain reaped" : "reconcile", cancellationToken).ConfigureAwait(false);
                 }
                 catch (LibvirtException ex)
                 {
