@@ -587,7 +587,8 @@ public sealed partial class InstanceEngine : IAsyncDisposable
                 return;
             }
 
-            restart = power == PowerState.Crashed && options.RestartCrashedGuests;
+            // Only where a hard reboot is allowed: an ERROR instance found crashed is left to the operator.
+            restart = power == PowerState.Crashed && options.RestartCrashedGuests && CommandRules.Decide(RebootHard, vm, TaskState.None).IsAccepted;
             var fault = vm == VmState.Error && record.VmState != VmState.Error
                 ? new Fault(PowerSyncFaultCode, $"libvirt shows the guest {power.ToDisplayName()} while the instance was {record.VmState.ToDisplayName()} ({cause}); nothing the agent did explains it")
                 : null;
