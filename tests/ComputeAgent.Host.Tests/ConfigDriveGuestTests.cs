@@ -95,6 +95,13 @@ public sealed class ConfigDriveGuestTests(QemuHost host)
         Assert.Equal(publicKey, key.GetProperty("data").GetString());
         Assert.Equal(metadata, root.GetProperty("meta").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!));
         Assert.Equal("s3cret \"pass\"", root.GetProperty("admin_pass").GetString());
+
+        // Delivered, the password is kept nowhere by the agent: not in agent.db nor its WAL.
+        var database = Path.Combine(scratch, "state", "agent.db");
+        foreach (var file in new[] { database, database + "-wal" }.Where(File.Exists))
+        {
+            Assert.DoesNotContain("s3cret", Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file)), StringComparison.Ordinal);
+        }
         using var network = JsonDocument.Parse(files["network_data.json"]);
         Assert.Equal(0, network.RootElement.GetProperty("links").GetArrayLength());
 

@@ -43,6 +43,7 @@ public sealed class InstanceStore : IAsyncDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(options);
         var connections = new StoreConnections(path, options.BusyTimeout);
+        connections.RestrictToOwner();
         var connection = await connections.OpenAsync(cancellationToken).ConfigureAwait(false);
         try
         {
