@@ -69,6 +69,10 @@ public sealed partial class AgentRuntime : IHostedService, IAsyncDisposable
         Directory.CreateDirectory(options.StateDirectory);
         Directory.CreateDirectory(options.InstancesDirectory);
 
+        // 0711, whatever the umask: others may pass through to the disks QEMU opens (instances/,
+        // _base/) but not list the folder; agent.db itself is 0600 (InstanceStore).
+        File.SetUnixFileMode(options.StateDirectory, (UnixFileMode)0b111_001_001);
+
         // QEMU runs as another user and must reach the instance folders.
         File.SetUnixFileMode(options.InstancesDirectory, (UnixFileMode)0b111_101_101);
         var databasePath = Path.Combine(options.StateDirectory, "agent.db");

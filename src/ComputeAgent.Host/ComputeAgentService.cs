@@ -101,7 +101,13 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
             var token = string.IsNullOrEmpty(request.AuthToken) ? null : request.AuthToken;
             var image = await images.GetImageAsync(request.ImageId, token, context.CancellationToken).ConfigureAwait(false);
             image.CheckFits((Engine.Find(uuid) ?? throw new InstanceNotFoundException(uuid)).Spec.Flavor);
-            var input = new CommandInput { Image = image.Meta, KernelBoot = images.KernelBootFor(image.Meta), BaseImage = ct => images.GetBaseImageAsync(image, token, ct) };
+            var input = new CommandInput
+            {
+                Image = image.Meta,
+                KernelBoot = images.KernelBootFor(image.Meta),
+                BaseImage = ct => images.GetBaseImageAsync(image, token, ct),
+                AdminPassword = string.IsNullOrEmpty(request.AdminPassword) ? null : request.AdminPassword,
+            };
             return Reply(await Engine.SubmitAsync(uuid, Command.Rebuild, input, context.CancellationToken).ConfigureAwait(false));
         });
 

@@ -108,7 +108,13 @@ if (Environment.GetEnvironmentVariable("COMPUTE_AGENT_FAULT") == "stall-libvirt-
     ComputeAgent.Libvirt.LibvirtEventLoop.InjectStall();
 }
 
-// Only the socket's owner and group (root, the compute-agent group) may call the agent.
-File.SetUnixFileMode(options.UnixSocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+// Only the socket's owner and Agent:Callers:SocketGroup may open it.
+if (SocketAccess.Restrict(options.UnixSocketPath, options.Callers.SocketGroup) is { } socketProblem)
+{
+    await Console.Error.WriteLineAsync("compute-agent: " + socketProblem);
+    await app.StopAsync();
+    return 2;
+}
+
 await app.WaitForShutdownAsync();
 return 0;

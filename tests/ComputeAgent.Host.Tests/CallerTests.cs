@@ -198,10 +198,15 @@ public sealed class CallerTests
     }
 
     [SkippableFact]
-    public async Task On_the_unix_socket_a_uid_outside_the_socket_group_is_refused_and_a_member_gets_through()
+    public async Task On_the_unix_socket_a_member_of_the_socket_group_gets_through_and_others_are_refused_by_the_kernel_and_the_agent()
     {
-        Skip.IfNot(Environment.UserName == "root", "SKIP: calling as another uid (setpriv) needs root");
-        var group = "daemon"; // gid 1 on Debian; stands in for compute-agent
+        Skip.IfNot(Environment.UserName == "root", "SKIP: creating a group and a user and calling as them (setpriv) needs root");
+
+        // A group that is not the agent's own (root's) primary group, and a user in it.
+        var group = "ca-callers-" + Guid.NewGuid().ToString("N")[..8];
+        var member = group + "-u";
+        await RunAsRootAsync("groupadd", group);
+        await RunAsRootAsync("useradd", "--no-create-home", "--no-user-group", "--gid", "nogroup", "--groups", group, "--shell", "/usr/sbin/nologin", member);
         var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
         {
             ["LibvirtUri"] = "test:///default",
@@ -209,33 +214,54 @@ public sealed class CallerTests
         });
         try
         {
-            // uid nobody with gid root may open the 0660 root:root socket, so the agent's own check decides.
-            var outsider = await CurlAsAsync(agent.SocketPath, "--groups=0");
+            // The socket is root:GROUP 0660 (wait: the mode and group are set just after the agent answers).
+            for (var i = 0; i < 50 && File.GetUnixFileMode(agent.SocketPath) != (UnixFileMode)0b110_110_000; i++)
+            {
+                await Task.Delay(100);
+            }
+
+            var owners = await ProcessRunner.RunAsync("stat", ["-c", "%U:%G %a", agent.SocketPath], TimeSpan.FromSeconds(10));
+            Assert.Equal($"root:{group} 660", owners.StandardOutput.Trim());
+
+            // The member (supplementary group only) gets GetHost's answer: a message frame of more than its 5-byte header.
+            var answer = await CurlAsAsync(agent.SocketPath, $"--reuid={member}", "--regid=nogroup", "--init-groups");
+            Assert.DoesNotContain("grpc-status: 7", answer, StringComparison.Ordinal);
+            Assert.Contains("grpc-status: 0", answer, StringComparison.Ordinal);
+            var bytes = int.Parse(answer[(answer.LastIndexOf("bytes=", StringComparison.Ordinal) + 6)..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(bytes > 5, answer);
+
+            // uid nobody outside the group cannot even connect (curl's exit 7: the connect was refused).
+            var outsider = await CurlAsAsync(agent.SocketPath, "--reuid=65534", "--regid=65534", "--clear-groups");
+            Assert.Contains("curl: (7)", outsider, StringComparison.Ordinal);
+            Assert.DoesNotContain("grpc-status", outsider, StringComparison.Ordinal);
+
+            // Were the socket opened to everyone, the agent's own check still refuses the outsider.
+            File.SetUnixFileMode(agent.SocketPath, (UnixFileMode)0b110_110_110);
+            outsider = await CurlAsAsync(agent.SocketPath, "--reuid=65534", "--regid=65534", "--clear-groups");
             Assert.Contains("grpc-status: 7", outsider, StringComparison.Ordinal);
             Assert.Contains("uid 65534 may not call this agent", Uri.UnescapeDataString(outsider), StringComparison.Ordinal);
             Assert.Contains("Refused /computeagent.v1.ComputeAgent/GetHost from unix:pid=", agent.Output, StringComparison.Ordinal);
-
-            // A member gets GetHost's answer: a message frame of more than its 5-byte header.
-            var member = await CurlAsAsync(agent.SocketPath, "--groups=0,1");
-            Assert.DoesNotContain("grpc-status: 7", member, StringComparison.Ordinal);
-            var bytes = int.Parse(member[(member.LastIndexOf("bytes=", StringComparison.Ordinal) + 6)..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
-            Assert.True(bytes > 5, member);
         }
         finally
         {
             await agent.DisposeAsync();
             Directory.Delete(agent.Scratch, recursive: true);
+            await RunAsRootAsync("userdel", member);
+            await RunAsRootAsync("groupdel", group);
         }
     }
 
-    /// <summary>GetHost as uid 65534 (gid 0), speaking gRPC over HTTP/2 with curl; returns headers and trailers.</summary>
-    private static async Task<string> CurlAsAsync(string socket, string groups)
+    private static async Task RunAsRootAsync(string command, params string[] arguments) =>
+        (await ProcessRunner.RunAsync(command, arguments, TimeSpan.FromSeconds(30))).EnsureSuccess(command);
+
+    /// <summary>GetHost as the user setpriv makes of <paramref name="identity"/>, speaking gRPC over HTTP/2 with curl; returns headers and trailers.</summary>
+    private static async Task<string> CurlAsAsync(string socket, params string[] identity)
     {
         // One gRPC frame holding the empty GetHostRequest: no compression, length 0.
         var request = Path.Combine(Path.GetDirectoryName(socket)!, "get-host.grpc");
         await File.WriteAllBytesAsync(request, new byte[5]);
         var result = await ProcessRunner.RunAsync("setpriv", [
-            "--reuid=65534", "--regid=0", groups, "--",
+            .. identity, "--",
             "curl", "-sS", "--http2-prior-knowledge", "--unix-socket", socket, "-D", "-", "-o", "/dev/null", "-w", "\nbytes=%{size_download}\n",
             "-H", "content-type: application/grpc", "-H", "te: trailers", "--data-binary", "@" + request,
             "http://agent/computeagent.v1.ComputeAgent/GetHost"], TimeSpan.FromSeconds(30));

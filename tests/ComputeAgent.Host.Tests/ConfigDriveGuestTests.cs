@@ -95,8 +95,32 @@ public sealed class ConfigDriveGuestTests(QemuHost host)
         Assert.Equal(publicKey, key.GetProperty("data").GetString());
         Assert.Equal(metadata, root.GetProperty("meta").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!));
         Assert.Equal("s3cret \"pass\"", root.GetProperty("admin_pass").GetString());
+
+        // Delivered, the password is kept nowhere by the agent: not in agent.db nor its WAL.
+        var database = Path.Combine(scratch, "state", "agent.db");
+        foreach (var file in new[] { database, database + "-wal" }.Where(File.Exists))
+        {
+            Assert.DoesNotContain("s3cret", Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file)), StringComparison.Ordinal);
+        }
         using var network = JsonDocument.Parse(files["network_data.json"]);
         Assert.Equal(0, network.RootElement.GetProperty("links").GetArrayLength());
+
+        // Rebuild writes the password of its own request to the new drive (as Nova's rebuild), and keeps it nowhere either.
+        await agent.Client.RebuildAsync(new RebuildRequest { InstanceUuid = uuid.ToString(), ImageId = images.ImageId, AdminPassword = "n3w-rebuilt" });
+        var rebuilt = await agent.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString() }, deadline: DateTime.UtcNow + Bound);
+        Assert.Equal(VmState.Active, rebuilt.VmState);
+        var extracted = Path.Combine(scratch, "rebuilt-drive");
+        (await ProcessRunner.RunAsync("xorriso", ["-osirrox", "on", "-indev", Path.Combine(scratch, "instances", uuid.ToString(), "disk.config"), "-extract", "/openstack/latest", extracted], Bound)).EnsureSuccess("xorriso -extract");
+        using (var rebuiltMeta = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(extracted, "meta_data.json"))))
+        {
+            Assert.Equal("n3w-rebuilt", rebuiltMeta.RootElement.GetProperty("admin_pass").GetString());
+        }
+
+        Directory.Delete(extracted, recursive: true);
+        foreach (var file in new[] { database, database + "-wal" }.Where(File.Exists))
+        {
+            Assert.DoesNotContain("n3w-rebuilt", Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file)), StringComparison.Ordinal);
+        }
 
         // Nothing named after the input was created anywhere: the instance folder holds the agent's own files.
         var instanceDir = Path.Combine(scratch, "instances", uuid.ToString());

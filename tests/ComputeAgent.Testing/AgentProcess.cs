@@ -46,6 +46,9 @@ public sealed class AgentProcess : IAsyncDisposable
 
     public string SocketPath { get; }
 
+    /// <summary>The agent's process id (with a systemd parent: that parent's).</summary>
+    public int Pid => process.Id;
+
     public GrpcChannel Channel { get; }
 
     public Api.V1.ComputeAgent.ComputeAgentClient Client { get; }

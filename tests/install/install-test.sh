@@ -121,8 +121,8 @@ install)
   else
     skip "no group libvirt here (libvirt-daemon-system missing): membership not checked"
   fi
-  check "/var/lib/compute-agent is 755 compute-agent:compute-agent" \
-    test "$(mode_owner /var/lib/compute-agent)" = "755 compute-agent:compute-agent"
+  check "/var/lib/compute-agent is 711 compute-agent:compute-agent" \
+    test "$(mode_owner /var/lib/compute-agent)" = "711 compute-agent:compute-agent"
   check "/var/lib/compute-agent/instances is 755 compute-agent:compute-agent" \
     test "$(mode_owner /var/lib/compute-agent/instances)" = "755 compute-agent:compute-agent"
   check "/var/log/compute-agent is 750 compute-agent:compute-agent" \
@@ -141,7 +141,7 @@ install)
   check "the postinst runs a second time without error" \
     /var/lib/dpkg/info/compute-agent.postinst configure "$(dpkg-query -W -f='${Version}' "$package")"
   check "and changes nothing (same uid, same directories)" \
-    test "$(id -u "$package") $(mode_owner /var/lib/compute-agent)" = "$uid_before 755 compute-agent:compute-agent"
+    test "$(id -u "$package") $(mode_owner /var/lib/compute-agent)" = "$uid_before 711 compute-agent:compute-agent"
 
   # The binary through the symlink, as the unit's user: a bad setting is refused with status 2.
   set +e
@@ -266,6 +266,8 @@ stop)
   check "it removed its socket" test ! -e "$runtime/agent.sock"
   check "its database is in the StateDirectory, owned by compute-agent" \
     test "$(stat -c %U /var/lib/compute-agent/agent.db 2>/dev/null)" = compute-agent
+  check "and readable by compute-agent alone (600), whatever the umask" \
+    test "$(stat -c %a /var/lib/compute-agent/agent.db 2>/dev/null)" = 600
   rm -rf "$runtime" # systemd removes RuntimeDirectory= when the service stops
   done_phase
   ;;

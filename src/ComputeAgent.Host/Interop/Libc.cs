@@ -6,8 +6,9 @@ using Microsoft.Win32.SafeHandles;
 namespace ComputeAgent.Host.Interop;
 
 /// <summary>
-/// The few libc calls the journal protocol needs that .NET does not offer: a sealed memfd and a
-/// datagram carrying it as SCM_RIGHTS. Every native pointer of the host project stays in here.
+/// The few libc calls .NET does not offer: for the journal protocol a sealed memfd and a datagram
+/// carrying it as SCM_RIGHTS; chown for the socket's group. Every native pointer of the host
+/// project stays in here.
 /// </summary>
 internal static unsafe partial class Libc
 {
@@ -103,6 +104,15 @@ internal static unsafe partial class Libc
         }
     }
 
+    /// <summary>Gives <paramref name="path"/> the group <paramref name="gid"/>, its owner unchanged.</summary>
+    public static void ChangeGroup(string path, uint gid)
+    {
+        if (chown(path, uint.MaxValue, gid) < 0)
+        {
+            throw Failure($"chown({path}, group {gid})");
+        }
+    }
+
     private static IOException Failure(string call) =>
         new($"{call} failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
 
@@ -110,6 +120,10 @@ internal static unsafe partial class Libc
     private static partial int memfd_create(string name, uint flags);
 
     // fcntl is variadic; on Linux x86_64 and arm64 an int after the fixed arguments travels as a fixed one would.
+    // uid (uid_t)-1: the owner stays as it is.
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int chown(string path, uint owner, uint group);
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial int fcntl(SafeFileHandle fd, int command, int argument);
 

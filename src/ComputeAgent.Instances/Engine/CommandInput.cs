@@ -23,7 +23,7 @@ public sealed record CommandInput
     /// <summary>Rebuild: fetches the new image into the base-image cache and returns its local path.</summary>
     public Func<CancellationToken, Task<string>>? BaseImage { get; init; }
 
-    /// <summary>Set admin password: the new password (never logged, never stored).</summary>
+    /// <summary>Set admin password, spawn and rebuild (for the config drive): the password (never logged, never stored).</summary>
     public string? AdminPassword { get; init; }
 
     /// <summary>Set admin password: the guest account (empty: the image's os_admin_user, else root).</summary>

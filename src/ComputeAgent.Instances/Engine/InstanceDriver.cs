@@ -179,6 +179,16 @@ public sealed class InstanceDriver
             return 0;
         }, cancellationToken);
 
+    /// <summary>
+    /// The spec with this admin password (null: none). Spawn and rebuild hand the password to the
+    /// config drive only; the spec the store keeps has none (README "Files and permissions").
+    /// </summary>
+    public static InstanceSpec WithAdminPassword(InstanceSpec spec, string? password)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return spec with { Guest = spec.Guest with { AdminPassword = password } };
+    }
+
     /// <summary>The spec with its root disk where this host keeps it: the overlay the spawn creates.</summary>
     public InstanceSpec WithLocalRootDisk(InstanceSpec spec)
     {
@@ -222,7 +232,7 @@ public sealed class InstanceDriver
         await run.JournalAsync(JournalRootDisk, root, cancellationToken).ConfigureAwait(false);
         if (spec.BlockDevices.Any(b => b.Role == BlockDeviceRole.ConfigDrive))
         {
-            var drive = await ConfigDrive.BuildAsync(spec, directory, cancellationToken).ConfigureAwait(false);
+            var drive = await ConfigDrive.BuildAsync(WithAdminPassword(spec, run.Input.AdminPassword), directory, cancellationToken).ConfigureAwait(false);
             await run.JournalAsync(JournalConfigDrive, drive, cancellationToken).ConfigureAwait(false);
         }
 
@@ -340,7 +350,7 @@ public sealed class InstanceDriver
         // contents are the instance's own), replacing the old one only once the new one is built.
         if (newSpec.BlockDevices.Any(b => b.Role == BlockDeviceRole.ConfigDrive))
         {
-            await ConfigDrive.BuildAsync(newSpec, InstanceDirectory(uuid), cancellationToken).ConfigureAwait(false);
+            await ConfigDrive.BuildAsync(WithAdminPassword(newSpec, run.Input.AdminPassword), InstanceDirectory(uuid), cancellationToken).ConfigureAwait(false);
         }
 
         var root = RootDiskPath(uuid);

@@ -105,6 +105,10 @@ public sealed partial class InstanceEngine : IAsyncDisposable
         spec = driver.WithConfigDrive(driver.WithLocalRootDisk(spec));
         _ = builder.Build(spec);
 
+        // The admin password goes to the config drive and nowhere else: the stored spec never holds it.
+        var input = new CommandInput { AdminPassword = spec.Guest.AdminPassword };
+        spec = InstanceDriver.WithAdminPassword(spec, null);
+
         var slot = slots.GetOrAdd(spec.Uuid, uuid => StartSlot(new InstanceSlot(uuid, null)));
         await slot.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -122,7 +126,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
                 Journal = JournalChange.Set(Spawn, new Dictionary<string, string>()),
             }, cancellationToken).ConfigureAwait(false);
             LogAccepted(logger, spec.Uuid, "spawn", plan.TaskStates[0].ToDisplayName());
-            Enqueue(slot, () => RunAsync(slot, Spawn, plan, baseImage, run));
+            Enqueue(slot, () => RunAsync(slot, Spawn, plan, baseImage, run, input: input));
             return slot.Record!;
         }
         finally
@@ -222,7 +226,9 @@ public sealed partial class InstanceEngine : IAsyncDisposable
             case Rebuild:
                 var image = input.Image ?? throw new InvalidInstanceSpecException("image_id", "(missing)", "the image to rebuild from");
                 _ = input.BaseImage ?? throw new InvalidInstanceSpecException("image_id", image.Id, "an image the agent can fetch");
-                return Validated(driver.WithConfigDrive(record.Spec with { Image = image, KernelBoot = input.KernelBoot }));
+                // As Nova's rebuild: the password given now is written to the new config drive, then forgotten.
+                var rebuilt = Validated(driver.WithConfigDrive(record.Spec with { Image = image, KernelBoot = input.KernelBoot, Guest = record.Spec.Guest with { AdminPassword = input.AdminPassword } }));
+                return InstanceDriver.WithAdminPassword(rebuilt, null);
             case SetAdminPassword:
                 if (string.IsNullOrEmpty(input.AdminPassword))
                 {

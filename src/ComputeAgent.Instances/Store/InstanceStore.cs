@@ -46,6 +46,7 @@ public sealed class InstanceStore : IAsyncDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(options);
         var connections = new StoreConnections(path, options.BusyTimeout);
+        connections.RestrictToOwner();
         SqliteConnection connection;
         try
         {

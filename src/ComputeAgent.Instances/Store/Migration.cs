@@ -71,6 +71,12 @@ internal static class Migrations
             );
             CREATE INDEX request_ledger_by_age ON request_ledger (created_at);
             """),
+        new(3, "admin passwords are not kept: blank those that older versions stored with the spec", """
+            UPDATE instances SET spec_json = json_remove(spec_json, '$.guest.admin_password')
+                WHERE json_extract(spec_json, '$.guest.admin_password') IS NOT NULL;
+            UPDATE instances SET pre_resize_json = json_remove(pre_resize_json, '$.spec.guest.admin_password')
+                WHERE json_extract(pre_resize_json, '$.spec.guest.admin_password') IS NOT NULL;
+            """),
     ];
 
     public static int Latest(IReadOnlyList<Migration> migrations) => migrations.Count == 0 ? 0 : migrations[^1].Version;

@@ -24,10 +24,35 @@ internal sealed class StoreConnections
         }.ToString();
         // NORMAL is durable in WAL mode against a crash of the agent (only a power loss may lose the
         // last commits) and avoids an fsync per commit. Per connection, so set on every one.
-        pragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {(long)busyTimeout.TotalMilliseconds};");
+        // secure_delete: what a change removes (a blanked password, a deleted instance's data) is
+        // overwritten in the file, not left in free space.
+        pragmas = string.Create(CultureInfo.InvariantCulture, $"PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; PRAGMA busy_timeout = {(long)busyTimeout.TotalMilliseconds};");
     }
 
     public string Path { get; }
+
+    /// <summary>
+    /// The database holds user data: the file and its WAL are the owner's alone (0600), whatever
+    /// the umask. A new file is created 0600 before SQLite opens it, so it is never readable by
+    /// others, not even for a moment; an older file (or WAL) is narrowed to 0600.
+    /// </summary>
+    public void RestrictToOwner()
+    {
+        const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        if (!File.Exists(Path) && !Directory.Exists(Path))
+        {
+            // SQLite takes an empty file for a new database.
+            using var created = new FileStream(Path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = ownerOnly });
+        }
+
+        foreach (var file in new[] { Path, Path + "-wal", Path + "-shm" })
+        {
+            if (File.Exists(file) && File.GetUnixFileMode(file) != ownerOnly)
+            {
+                File.SetUnixFileMode(file, ownerOnly);
+            }
+        }
+    }
 
     public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
     {

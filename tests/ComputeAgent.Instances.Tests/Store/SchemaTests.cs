@@ -1,4 +1,5 @@
 using ComputeAgent.Instances.Store;
+using ComputeAgent.Instances.Tests.DomainXml;
 using Xunit;
 
 namespace ComputeAgent.Instances.Tests.Store;
@@ -62,6 +63,44 @@ public sealed class SchemaTests : IDisposable
 
         Assert.Equal(Next, Version());
         Assert.Equal(0L, TempDatabase.Scalar(database.Path, "SELECT COUNT(host) FROM instances"));
+    }
+
+    [Fact]
+    public async Task A_database_that_kept_admin_passwords_loses_them_in_the_file_and_keeps_the_rest_and_becomes_owner_only()
+    {
+        // What an agent before schema version 3 stored: the spawn's password in spec_json.
+        const string password = "old-agent-kept-this-9f3e";
+        var spec = Samples.Typical(Guid.NewGuid());
+        spec = spec with { Guest = spec.Guest with { AdminPassword = password } };
+        await using (var old = await InstanceStore.OpenAsync(database.Path, InstanceStoreOptions.Default, [.. Migrations.All.Take(2)], CancellationToken.None))
+        {
+            await old.CommitAsync(Changes.Create(spec));
+        }
+
+        File.SetUnixFileMode(database.Path, (UnixFileMode)0b110_100_100);
+        Assert.Contains(password, await ReadFilesAsync(), StringComparison.Ordinal);
+
+        await using (var store = await InstanceStore.OpenAsync(database.Path))
+        {
+            var kept = Assert.Single(await store.ListInstancesAsync(includeDeleted: false));
+            Assert.Null(kept.Spec.Guest.AdminPassword);
+            DeepAssert.Equal(spec with { Guest = spec.Guest with { AdminPassword = null } }, kept.Spec);
+        }
+
+        Assert.DoesNotContain(password, await ReadFilesAsync(), StringComparison.Ordinal);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(database.Path));
+    }
+
+    /// <summary>The database and its WAL as bytes (Latin-1: one char per byte, whatever they hold).</summary>
+    private async Task<string> ReadFilesAsync()
+    {
+        var text = new System.Text.StringBuilder();
+        foreach (var file in new[] { database.Path, database.Path + "-wal" }.Where(File.Exists))
+        {
+            text.Append(System.Text.Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file)));
+        }
+
+        return text.ToString();
     }
 
     [Fact]
