@@ -7,8 +7,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 out=${1:-$here/build}
+# Debian's interpreter (the one nova-compute runs), not whatever python3 is first in PATH.
+python=${PYTHON:-/usr/bin/python3}
 
-python3 -c 'import grpc_tools.protoc' 2>/dev/null ||
+"$python" -c 'import grpc_tools.protoc' 2>/dev/null ||
   { echo "python3-grpc-tools is missing: apt-get install python3-grpc-tools" >&2; exit 1; }
 
 package=$out/compute_agent
@@ -18,7 +20,7 @@ cp "$here"/compute_agent/*.py "$package/"
 gen=$(mktemp -d)
 trap 'rm -rf "$gen"' EXIT
 # Only the agent's own service: the controller's proto is the other direction.
-python3 -m grpc_tools.protoc -I "$repo/proto" --python_out="$gen" --grpc_python_out="$gen" \
+"$python" -m grpc_tools.protoc -I "$repo/proto" --python_out="$gen" --grpc_python_out="$gen" \
   "$repo/proto/computeagent/v1/compute_agent.proto"
 # protoc writes absolute imports (from computeagent.v1 import ...); inside nova.virt they are relative.
 sed 's/^from computeagent\.v1 import /from . import /' "$gen/computeagent/v1/compute_agent_pb2_grpc.py" \

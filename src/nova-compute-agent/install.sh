@@ -6,12 +6,13 @@
 # Then nova.conf: [DEFAULT] compute_driver = compute_agent.ComputeAgentDriver (see README.md).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-target=${1:-$(python3 -c 'import os, nova.virt; print(os.path.dirname(nova.virt.__file__))')}
+python=${PYTHON:-/usr/bin/python3}
+target=${1:-$("$python" -c 'import os, nova.virt; print(os.path.dirname(nova.virt.__file__))')}
 [[ -d $target ]] || { echo "no nova.virt package at $target (apt-get install python3-nova)" >&2; exit 1; }
-staged=$(bash "$here/build-stubs.sh" "$(mktemp -d)" | tail -n 1)
+staged=$(PYTHON=$python bash "$here/build-stubs.sh" "$(mktemp -d)" | tail -n 1)
 rm -rf "$target/compute_agent"
 cp -R "$staged" "$target/compute_agent"
 rm -rf "$(dirname "$staged")"
 find "$target/compute_agent" -type d -exec chmod 0755 {} + -o -type f -exec chmod 0644 {} +
-python3 -m compileall -q "$target/compute_agent" >/dev/null || true
+"$python" -m compileall -q "$target/compute_agent" >/dev/null || true
 echo "$target/compute_agent"
