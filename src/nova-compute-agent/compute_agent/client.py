@@ -80,7 +80,12 @@ class AgentClient(object):
         self.target = 'unix:' + socket_path
         self.call_timeout = call_timeout
         self.task_timeout = task_timeout
-        self._channel = grpc.insecure_channel(self.target)
+        # Reconnect within seconds after the agent restarts (grpc's default backoff grows to 120 s).
+        self._channel = grpc.insecure_channel(self.target, options=[
+            ('grpc.initial_reconnect_backoff_ms', 250),
+            ('grpc.min_reconnect_backoff_ms', 250),
+            ('grpc.max_reconnect_backoff_ms', 2000),
+        ])
         self.stub = pb2_grpc.ComputeAgentStub(self._channel)
 
     def close(self):

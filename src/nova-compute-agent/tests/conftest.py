@@ -28,7 +28,7 @@ CLI_DLL = os.path.join(REPO, 'src/ComputeAgent.Cli/bin/Release/net10.0/compute-a
 import nova.virt  # noqa: E402
 
 # The driver installs as nova/virt/compute_agent/; the staged build stands in for it.
-nova.virt.__path__.append(os.path.abspath(BUILD))
+nova.virt.__path__.insert(0, os.path.abspath(BUILD))
 
 import nova.conf  # noqa: E402
 from nova import objects  # noqa: E402

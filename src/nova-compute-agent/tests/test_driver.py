@@ -6,6 +6,7 @@ lifecycle events the driver emitted, and refusals by the Nova exception raised.
 """
 
 import base64
+import os
 import time
 import uuid
 
@@ -353,3 +354,85 @@ def test_a_blocking_agent_call_leaves_eventlets_hub_running(driver, spawned):
     finally:
         thread.kill()
     assert len(ticks) >= 20, 'the hub ran %d ticks during a 1 s call' % len(ticks)
+
+
+class UnixProxy(object):
+    """socat between the driver and the agent: stop() cuts every connection, as a lost agent."""
+
+    def __init__(self, target, path):
+        self.target = target
+        self.path = path
+        self.process = None
+        self.start()
+
+    def start(self):
+        import subprocess
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        self.process = subprocess.Popen(
+            ['socat', 'UNIX-LISTEN:%s,fork' % self.path, 'UNIX-CONNECT:%s' % self.target],
+            start_new_session=True)
+        # socat creates the file at bind(), before listen(): wait until a connection is taken.
+        import socket
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(self.path)
+                return
+            except OSError:
+                time.sleep(0.05)
+            finally:
+                probe.close()
+        raise AssertionError('socat did not listen on ' + self.path)
+
+    def stop(self):
+        import signal
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)  # socat and its forked connections
+            self.process.wait()
+        self.process = None
+
+
+def test_events_resume_after_a_lost_connection_without_missing_a_change(agent):
+    """A change made while the driver's stream is down arrives once it reconnects."""
+    from nova.conf import CONF
+    from nova.virt import compute_agent
+    proxy = UnixProxy(agent.socket_path, os.path.join(agent.scratch, 'proxy.sock'))
+    CONF.set_override('socket_path', proxy.path, group='compute_agent')
+    CONF.set_override('reconnect_interval', 0.2, group='compute_agent')
+    CONF.set_override('host', 'nova-driver-test')
+    compute_driver = compute_agent.ComputeAgentDriver(virtapi=None)
+    compute_driver.events = []
+    compute_driver.register_event_listener(compute_driver.events.append)
+    direct = agent_client.AgentClient(agent.socket_path, 30, 120)
+    ctx = nova_context.get_admin_context()
+    instance = make_instance(agent.image_id)
+    try:
+        compute_driver.init_host('nova-driver-test')
+        compute_driver.spawn(ctx, instance, image_meta(agent.image_id), [], None, {}, [], None)
+        wait_event(compute_driver, instance, STARTED)
+        seen = compute_driver._events.last_sequence
+        assert seen > 0
+
+        proxy.stop()
+        time.sleep(0.5)
+        # Behind the cut stream: paused through the agent directly.
+        direct.run_task('Pause', pb2.InstanceRequest(instance_uuid=instance.uuid),
+                        (pb2.VM_STATE_PAUSED,))
+        time.sleep(0.5)
+        assert not any(e.get_transition() == PAUSED for e in compute_driver.events)
+        proxy.start()
+
+        wait_event(compute_driver, instance, PAUSED, seconds=30)
+        assert compute_driver._events.last_sequence > seen
+    finally:
+        if proxy.process is None:
+            proxy.start()
+        compute_driver.destroy(ctx, instance, [], None)
+        compute_driver.cleanup_host('nova-driver-test')
+        proxy.stop()
+        direct.close()
+        CONF.clear_override('socket_path', group='compute_agent')
+        CONF.clear_override('reconnect_interval', group='compute_agent')
+        CONF.clear_override('host')
