@@ -18,4 +18,4 @@ trap stop_stack EXIT
 
 bash "$here/stack.sh" start both
 cd "$here"
-timeout 7200 python3 bench.py --rounds "$rounds"
+timeout 7200 /usr/bin/python3 bench.py --rounds "$rounds"

@@ -26,6 +26,6 @@ if ! bash "$here/stack.sh" start agent; then
 fi
 echo "run-e2e: stack up in $(($(date +%s) - start)) s" >&2
 rc=0
-(cd "$here" && timeout 1500 python3 -m pytest -v -p no:cacheprovider --junitxml="$junit" test_e2e.py) || rc=$?
+(cd "$here" && timeout 1500 /usr/bin/python3 -m pytest -v -p no:cacheprovider --junitxml="$junit" test_e2e.py) || rc=$?
 echo "run-e2e: done in $(($(date +%s) - start)) s (pytest status $rc; logs in /var/tmp/nova-stack/logs)" >&2
 exit $rc

@@ -263,6 +263,9 @@ lock_path = /var/lib/nova/tmp
 enabled = false
 [scheduler]
 discover_hosts_in_cells_interval = -1
+workers = 1
+[conductor]
+workers = 1
 EOF
   cat >"$WORK/etc/nova-compute-$LIBVIRT_HOST.conf" <<EOF
 [DEFAULT]
@@ -483,8 +486,8 @@ start() {
     local installer=$repo/src/nova-compute-agent/install.sh
     [[ -f $installer ]] || die "$installer does not exist: the Nova driver cannot be installed"
     log "installing the Nova driver (log: $LOGS/driver-install.log)"
-    timeout 600 bash "$installer" >"$LOGS/driver-install.log" 2>&1 || die "$installer failed; see $LOGS/driver-install.log"
-    python3 -c 'import nova.virt.compute_agent' >"$LOGS/driver-import.log" 2>&1 ||
+    PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH timeout 600 bash "$installer" >"$LOGS/driver-install.log" 2>&1 || die "$installer failed; see $LOGS/driver-install.log"
+    /usr/bin/python3 -c 'import nova.virt.compute_agent' >"$LOGS/driver-import.log" 2>&1 ||
       die "nova.virt.compute_agent does not import after $installer; see $LOGS/driver-import.log"
   fi
   write_configs
