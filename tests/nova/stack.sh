@@ -142,14 +142,16 @@ user_domain_name = Default
 project_name = service"
   install -d -m 755 "$WORK/etc"
   # uWSGI with http-socket keeps connections alive badly (clients see resets): Connection: close.
-  local name port user wsgi
-  while read -r name port user wsgi; do
+  # nova-api runs one thread per process as Debian's own ini does: it is eventlet-patched, and with
+  # more uWSGI threads the replies of its RPC calls (console log) wait in RabbitMQ until timeout.
+  local name port user wsgi threads
+  while read -r name port user wsgi threads; do
     cat >"$WORK/etc/$name-uwsgi.ini" <<EOF
 [uwsgi]
 plugins = python3
 master = true
 processes = 2
-threads = 2
+threads = $threads
 enable-threads = true
 lazy-apps = true
 die-on-term = true
@@ -163,9 +165,9 @@ wsgi-file = $wsgi
 add-header = Connection: close
 EOF
   done <<EOF
-keystone 5000 keystone /usr/bin/keystone-wsgi-public
-placement-api 8778 placement /usr/bin/placement-api
-nova-api 8774 nova /usr/bin/nova-api-wsgi
+keystone 5000 keystone /usr/bin/keystone-wsgi-public 2
+placement-api 8778 placement /usr/bin/placement-api 2
+nova-api 8774 nova /usr/bin/nova-api-wsgi 1
 EOF
   put() { # put FILE GROUP: stdin to FILE, readable by GROUP only (it holds the passwords)
     cat >"$1"
