@@ -436,3 +436,48 @@ def test_events_resume_after_a_lost_connection_without_missing_a_change(agent):
         CONF.clear_override('socket_path', group='compute_agent')
         CONF.clear_override('reconnect_interval', group='compute_agent')
         CONF.clear_override('host')
+
+
+def _bare_driver(socket_path):
+    from nova.conf import CONF
+    from nova.virt import compute_agent
+    CONF.set_override('socket_path', socket_path, group='compute_agent')
+    CONF.set_override('call_timeout', 5, group='compute_agent')
+    try:
+        return compute_agent.ComputeAgentDriver(virtapi=None)
+    finally:
+        CONF.clear_override('socket_path', group='compute_agent')
+        CONF.clear_override('call_timeout', group='compute_agent')
+
+
+def test_init_host_refuses_to_start_without_an_agent(agent, caplog):
+    missing = os.path.join(agent.scratch, 'no-agent.sock')
+    with pytest.raises(exception.HypervisorUnavailable) as refused:
+        _bare_driver(missing).init_host('nova-driver-test')
+    assert missing in str(refused.value)
+    assert 'nova-compute cannot start: compute-agent is unreachable at ' + missing in caplog.text
+
+
+def test_init_host_refuses_an_agent_that_does_not_speak_computeagent_v1(agent, caplog):
+    """A gRPC server without the service (another API version) answers UNIMPLEMENTED."""
+    import subprocess
+    import sys
+    path = os.path.join(agent.scratch, 'other-api.sock')
+    # Its own process, without eventlet: grpc's server blocks the threads it runs on.
+    server = subprocess.Popen([sys.executable, '-c', (
+        'import grpc, sys, time\n'
+        'from concurrent import futures\n'
+        'server = grpc.server(futures.ThreadPoolExecutor(2))\n'
+        'server.add_insecure_port("unix:" + sys.argv[1])\n'
+        'server.start()\n'
+        'print("serving", flush=True)\n'
+        'time.sleep(600)\n'), path], stdout=subprocess.PIPE)
+    assert server.stdout.readline().strip() == b'serving'
+    try:
+        with pytest.raises(exception.HypervisorUnavailable) as refused:
+            _bare_driver(path).init_host('nova-driver-test')
+        assert 'does not serve the API this driver speaks' in str(refused.value)
+        assert 'computeagent.v1.ComputeAgent' in caplog.text
+    finally:
+        server.kill()
+        server.wait()
