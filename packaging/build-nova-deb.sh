@@ -25,11 +25,8 @@ for tool in dpkg-deb /usr/bin/python3; do
   command -v "$tool" >/dev/null || die "$tool is missing"
 done
 
-version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' "$repo/Directory.Build.props" | head -n 1)
-[[ -n $version ]] || die "no <Version> in Directory.Build.props"
-changelog_version=$(sed -n '1s/^[^ ]* (\([^)]*\)).*/\1/p' "$here/debian/changelog")
-[[ $changelog_version == "$version" ]] ||
-  die "packaging/debian/changelog starts with $changelog_version, Directory.Build.props says $version: add a changelog entry"
+# shellcheck source=packaging/package-version.sh
+source "$here/package-version.sh"
 
 log "staging tree $stage"
 rm -rf "$stage"

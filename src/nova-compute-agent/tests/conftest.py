@@ -8,6 +8,7 @@ import eventlet
 
 eventlet.monkey_patch()
 
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
@@ -150,21 +151,28 @@ def agent():
         running.close()
 
 
-@pytest.fixture
-def driver(agent):
-    """A ComputeAgentDriver on the test agent, init_host done, events collected."""
+@contextlib.contextmanager
+def started_driver(socket_path, **options):
+    """A ComputeAgentDriver on socket_path with [compute_agent] options, init_host done, events collected."""
     from nova.virt import compute_agent
-    CONF.set_override('socket_path', agent.socket_path, group='compute_agent')
-    CONF.set_override('task_timeout', 120, group='compute_agent')
+    options = dict({'socket_path': socket_path, 'task_timeout': 120}, **options)
+    for name, value in options.items():
+        CONF.set_override(name, value, group='compute_agent')
     CONF.set_override('host', 'nova-driver-test')
     compute_driver = compute_agent.ComputeAgentDriver(virtapi=None)
     compute_driver.events = []
     compute_driver.register_event_listener(compute_driver.events.append)
-    compute_driver.init_host('nova-driver-test')
     try:
+        compute_driver.init_host('nova-driver-test')
         yield compute_driver
     finally:
         compute_driver.cleanup_host('nova-driver-test')
-        CONF.clear_override('socket_path', group='compute_agent')
-        CONF.clear_override('task_timeout', group='compute_agent')
+        for name in options:
+            CONF.clear_override(name, group='compute_agent')
         CONF.clear_override('host')
+
+
+@pytest.fixture
+def driver(agent):
+    with started_driver(agent.socket_path) as compute_driver:
+        yield compute_driver

@@ -396,46 +396,38 @@ class UnixProxy(object):
 
 def test_events_resume_after_a_lost_connection_without_missing_a_change(agent):
     """A change made while the driver's stream is down arrives once it reconnects."""
-    from nova.conf import CONF
-    from nova.virt import compute_agent
+    from conftest import started_driver
     proxy = UnixProxy(agent.socket_path, os.path.join(agent.scratch, 'proxy.sock'))
-    CONF.set_override('socket_path', proxy.path, group='compute_agent')
-    CONF.set_override('reconnect_interval', 0.2, group='compute_agent')
-    CONF.set_override('host', 'nova-driver-test')
-    compute_driver = compute_agent.ComputeAgentDriver(virtapi=None)
-    compute_driver.events = []
-    compute_driver.register_event_listener(compute_driver.events.append)
     direct = agent_client.AgentClient(agent.socket_path, 30, 120)
     ctx = nova_context.get_admin_context()
     instance = make_instance(agent.image_id)
     try:
-        compute_driver.init_host('nova-driver-test')
-        compute_driver.spawn(ctx, instance, image_meta(agent.image_id), [], None, {}, [], None)
-        wait_event(compute_driver, instance, STARTED)
-        seen = compute_driver._events.last_sequence
-        assert seen > 0
+        with started_driver(proxy.path, reconnect_interval=0.2) as compute_driver:
+            compute_driver.spawn(ctx, instance, image_meta(agent.image_id), [], None, {}, [],
+                                 None)
+            try:
+                wait_event(compute_driver, instance, STARTED)
+                seen = compute_driver._events.last_sequence
+                assert seen > 0
 
-        proxy.stop()
-        time.sleep(0.5)
-        # Behind the cut stream: paused through the agent directly.
-        direct.run_task('Pause', pb2.InstanceRequest(instance_uuid=instance.uuid),
-                        (pb2.VM_STATE_PAUSED,))
-        time.sleep(0.5)
-        assert not any(e.get_transition() == PAUSED for e in compute_driver.events)
-        proxy.start()
+                proxy.stop()
+                time.sleep(0.5)
+                # Behind the cut stream: paused through the agent directly.
+                direct.run_task('Pause', pb2.InstanceRequest(instance_uuid=instance.uuid),
+                                (pb2.VM_STATE_PAUSED,))
+                time.sleep(0.5)
+                assert not any(e.get_transition() == PAUSED for e in compute_driver.events)
+                proxy.start()
 
-        wait_event(compute_driver, instance, PAUSED, seconds=30)
-        assert compute_driver._events.last_sequence > seen
+                wait_event(compute_driver, instance, PAUSED, seconds=30)
+                assert compute_driver._events.last_sequence > seen
+            finally:
+                if proxy.process is None:
+                    proxy.start()
+                compute_driver.destroy(ctx, instance, [], None)
     finally:
-        if proxy.process is None:
-            proxy.start()
-        compute_driver.destroy(ctx, instance, [], None)
-        compute_driver.cleanup_host('nova-driver-test')
         proxy.stop()
         direct.close()
-        CONF.clear_override('socket_path', group='compute_agent')
-        CONF.clear_override('reconnect_interval', group='compute_agent')
-        CONF.clear_override('host')
 
 
 def _bare_driver(socket_path):
