@@ -61,7 +61,18 @@ def booted_again(uuid, before):
 
 
 @pytest.fixture(scope="module")
-def uuid():
+def only_this_compute():
+    """With the benchmark's second compute up, resize could be scheduled onto it: disable it meanwhile."""
+    others = [h for h in STACK["STACK_COMPUTE_HOSTS"].split() if h != HOST]
+    for h in others:
+        osc("compute", "service", "set", "--disable", h, "nova-compute")
+    yield
+    for h in others:
+        osc("compute", "service", "set", "--enable", h, "nova-compute", check=False)
+
+
+@pytest.fixture(scope="module")
+def uuid(only_this_compute):
     name = f"e2e-{uuidlib.uuid4().hex[:8]}"
     args = ["server", "create", "--flavor", STACK["STACK_FLAVOR"], "--image", STACK["STACK_IMAGE_ID"],
             "--nic", "none", "--wait", "-f", "json", name]
