@@ -35,11 +35,8 @@ for tool in dotnet dpkg-deb dpkg-shlibdeps strip; do
   command -v "$tool" >/dev/null || die "$tool is missing (dpkg-shlibdeps: apt-get install dpkg-dev; strip: binutils)"
 done
 
-version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' "$repo/Directory.Build.props" | head -n 1)
-[[ -n $version ]] || die "no <Version> in Directory.Build.props"
-changelog_version=$(sed -n '1s/^[^ ]* (\([^)]*\)).*/\1/p' "$here/debian/changelog")
-[[ $changelog_version == "$version" ]] ||
-  die "packaging/debian/changelog starts with $changelog_version, Directory.Build.props says $version: add a changelog entry"
+# shellcheck source=packaging/package-version.sh
+source "$here/package-version.sh"
 
 if ((publish_it)); then
   log "dotnet publish (self-contained, linux-x64) -> $publish"

@@ -145,7 +145,7 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
 
     public override Task<SnapshotReply> Snapshot(SnapshotRequest request, ServerCallContext context) =>
         ledger.OnceAsync(request.RequestId, () =>
-            SnapshotAsync(request.InstanceUuid, Command.Snapshot, request.Name, request.Metadata, rotation: null, request.AuthToken, context.CancellationToken));
+            SnapshotAsync(request.InstanceUuid, Command.Snapshot, request.Name, request.Metadata, rotation: null, request.AuthToken, context.CancellationToken, existingImageId: request.ImageId));
 
     public override Task<SnapshotReply> Backup(BackupRequest request, ServerCallContext context) =>
         ledger.OnceAsync(request.RequestId, () =>
@@ -325,7 +325,7 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
     /// Snapshot and backup: the image record is created before the command is accepted, so the
     /// reply carries its id; a refusal is checked first and removes the record if it still comes.
     /// </summary>
-    private async Task<SnapshotReply> SnapshotAsync(string instanceUuid, Command command, string name, IDictionary<string, string> metadata, BackupRotation? rotation, string authToken, CancellationToken cancellationToken)
+    private async Task<SnapshotReply> SnapshotAsync(string instanceUuid, Command command, string name, IDictionary<string, string> metadata, BackupRotation? rotation, string authToken, CancellationToken cancellationToken, string existingImageId = "")
     {
         var engine = Engine;
         var uuid = ParseUuid(instanceUuid);
@@ -337,7 +337,9 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
         }
 
         var token = string.IsNullOrEmpty(authToken) ? null : authToken;
-        var target = await images.CreateUploadTargetAsync(record.Spec, name, new Dictionary<string, string>(metadata, StringComparer.Ordinal), rotation, token, cancellationToken).ConfigureAwait(false);
+        var target = string.IsNullOrEmpty(existingImageId)
+            ? await images.CreateUploadTargetAsync(record.Spec, name, new Dictionary<string, string>(metadata, StringComparer.Ordinal), rotation, token, cancellationToken).ConfigureAwait(false)
+            : images.ExistingUploadTarget(record.Spec, existingImageId, token);
         try
         {
             var accepted = await engine.SubmitAsync(uuid, command, new CommandInput { Upload = target }, cancellationToken).ConfigureAwait(false);

@@ -42,6 +42,7 @@ public sealed class HostInventory(AgentRuntime runtime)
                         MemoryMib = (long)(node.MemoryKiB / 1024),
                         FreeMemoryMib = (long)(connection.GetFreeMemory() / 1024 / 1024),
                         InstancesDiskFreeGib = disk.AvailableFreeSpace / 1024 / 1024 / 1024,
+                        InstancesDiskTotalGib = disk.TotalSize / 1024 / 1024 / 1024,
                     },
                     DiskTotalGib = disk.TotalSize / 1024 / 1024 / 1024,
                     DiskFreeGib = disk.AvailableFreeSpace / 1024 / 1024 / 1024,

@@ -26,6 +26,10 @@ public sealed class ImageSource
     public Task<GlanceUploadTarget> CreateUploadTargetAsync(InstanceSpec spec, string name, IReadOnlyDictionary<string, string> metadata, BackupRotation? rotation, string? token, CancellationToken cancellationToken) =>
         GlanceUploadTarget.CreateAsync(glance ?? throw NotConfigured(name), spec, name, metadata, rotation, token, cancellationToken);
 
+    /// <summary>The image the caller already created (Nova's snapshot), uploaded to as it is.</summary>
+    public GlanceUploadTarget ExistingUploadTarget(InstanceSpec spec, string imageId, string? token) =>
+        GlanceUploadTarget.Existing(glance ?? throw NotConfigured(imageId), spec, imageId, token);
+
     /// <summary>
     /// Where the kernel and ramdisk of an image with kernel_id / ramdisk_id will be in the cache
     /// (fetched by <see cref="GetBaseImageAsync"/> while the instance builds); null without kernel_id.

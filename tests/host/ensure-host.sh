@@ -16,6 +16,8 @@ packages=(
   curl util-linux # the caller tests: curl speaks gRPC over the socket as another uid (setpriv)
   xorriso debootstrap e2fsprogs # config drives (xorriso), the cloud image (tests/guest/build-cloud-image.sh)
   dbus
+  # the Nova driver's tests (src/nova-compute-agent/run-tests.sh): Debian's Nova, grpc and its stubs' compiler
+  python3-nova python3-grpcio python3-grpc-tools python3-pytest socat
 )
 
 missing=()

@@ -18,8 +18,12 @@ public sealed class GlanceUploadTarget : ImageUploadTarget
     private readonly BackupRotation? rotation;
     private readonly string imageId;
 
-    private GlanceUploadTarget(GlanceClient glance, string imageId, string? token, Guid instance, BackupRotation? rotation)
+    // False for an image the caller created: a failed snapshot leaves it to the caller, who deletes it.
+    private readonly bool owned = true;
+
+    private GlanceUploadTarget(GlanceClient glance, string imageId, string? token, Guid instance, BackupRotation? rotation, bool owned = true)
     {
+        this.owned = owned;
         this.glance = glance;
         this.imageId = imageId;
         this.token = token;
@@ -74,6 +78,19 @@ public sealed class GlanceUploadTarget : ImageUploadTarget
         return new GlanceUploadTarget(glance, id, token, spec.Uuid, rotation);
     }
 
+    /// <summary>An image record the caller created (Nova creates its snapshot's image first): only the data is uploaded.</summary>
+    public static GlanceUploadTarget Existing(GlanceClient glance, InstanceSpec spec, string imageId, string? token)
+    {
+        ArgumentNullException.ThrowIfNull(glance);
+        ArgumentNullException.ThrowIfNull(spec);
+        if (!ImageIds.IsValid(imageId))
+        {
+            throw new InvalidInstanceSpecException("image_id", imageId, "a Glance image id (letters, digits, '-' and '_')");
+        }
+
+        return new GlanceUploadTarget(glance, imageId, token, spec.Uuid, rotation: null, owned: false);
+    }
+
     public override async Task UploadAsync(string path, CancellationToken cancellationToken)
     {
         await glance.UploadImageDataAsync(imageId, path, token, cancellationToken).ConfigureAwait(false);
@@ -99,6 +116,11 @@ public sealed class GlanceUploadTarget : ImageUploadTarget
 
     public override async Task AbandonAsync(CancellationToken cancellationToken)
     {
+        if (!owned)
+        {
+            return;
+        }
+
         try
         {
             await glance.DeleteImageAsync(imageId, token, cancellationToken).ConfigureAwait(false);
