@@ -683,7 +683,15 @@ public sealed class InstanceDriver
         while (DateTime.UtcNow < deadline)
         {
             await Task.Delay(PollInterval, cancellationToken).ConfigureAwait(false);
-            if (await ReadPowerStateAsync(uuid, cancellationToken).ConfigureAwait(false) is PowerState.Shutdown or PowerState.NoState)
+
+            // Not the power_state: libvirt's "being shut down" maps to SHUTDOWN too, while QEMU
+            // still runs; a start, destroy or redefine then races its exit. Done means inactive.
+            var stillActive = await WithConnectionAsync(c =>
+            {
+                using var domain = c.TryLookupByUuid(uuid);
+                return domain is { IsActive: true };
+            }, cancellationToken).ConfigureAwait(false);
+            if (!stillActive)
             {
                 return true;
             }
