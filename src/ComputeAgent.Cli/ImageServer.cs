@@ -91,6 +91,12 @@ internal static class ImageServer
                 return Results.Conflict("the image already has data");
             }
 
+            // As Glance: data goes only into a record whose formats are set.
+            if (image.Fields["disk_format"] is null || image.Fields["container_format"] is null)
+            {
+                return Results.BadRequest("Properties disk_format, container_format must be set prior to saving data.");
+            }
+
             var path = Path.Combine(directory, $"{id}.qcow2");
             await using (var file = File.Create(path))
             {
@@ -99,6 +105,33 @@ internal static class ImageServer
 
             images[id] = await DescribeAsync(path, request.HttpContext.RequestAborted, image);
             return Results.NoContent();
+        });
+        // Glance's JSON patch (application/openstack-images-v2.1-json-patch): add / replace of top-level members.
+        app.MapPatch("/v2/images/{id}", async (string id, HttpRequest request) =>
+        {
+            if (!images.TryGetValue(id, out var image))
+            {
+                return Results.NotFound();
+            }
+
+            if (await JsonNode.ParseAsync(request.Body, cancellationToken: request.HttpContext.RequestAborted) is not JsonArray operations)
+            {
+                return Results.BadRequest("expected a JSON patch (an array of operations)");
+            }
+
+            foreach (var operation in operations.OfType<JsonObject>())
+            {
+                var op = operation["op"]?.GetValue<string>();
+                var member = operation["path"]?.GetValue<string>()?.TrimStart('/');
+                if (op is not ("add" or "replace") || string.IsNullOrEmpty(member) || member.Contains('/', StringComparison.Ordinal))
+                {
+                    return Results.BadRequest($"unsupported patch operation {operation.ToJsonString()}");
+                }
+
+                image.Fields[member] = operation["value"]?.DeepClone();
+            }
+
+            return Results.Text(image.ToJson(), "application/json");
         });
         app.MapDelete("/v2/images/{id}", (string id) =>
         {

@@ -123,6 +123,27 @@ public sealed class GlanceClient
         }, cancellationToken);
     }
 
+    /// <summary>
+    /// <c>PATCH /v2/images/{id}</c>: sets the image's disk and container formats, which Glance needs
+    /// before it takes data (Nova creates its snapshot's record without them and sets them with the upload).
+    /// </summary>
+    public Task SetFormatsAsync(string imageId, string diskFormat, string containerFormat, string? token, CancellationToken cancellationToken)
+    {
+        ImageIds.Check(imageId);
+        var uri = new Uri(images, imageId);
+        object[] patch =
+        [
+            new Dictionary<string, string> { ["op"] = "replace", ["path"] = "/disk_format", ["value"] = diskFormat },
+            new Dictionary<string, string> { ["op"] = "replace", ["path"] = "/container_format", ["value"] = containerFormat },
+        ];
+        return WithinRequestTimeoutAsync(imageId, uri, options.RequestTimeout, async timeout =>
+        {
+            using var content = JsonContent.Create(patch, mediaType: new MediaTypeHeaderValue("application/openstack-images-v2.1-json-patch"));
+            using var response = await SendAsync(imageId, HttpMethod.Patch, uri, content, token, "application/json", timeout).ConfigureAwait(false);
+            return 0;
+        }, cancellationToken);
+    }
+
     /// <summary><c>PUT /v2/images/{id}/file</c>: the image's data from a local file, bounded by <see cref="GlanceClientOptions.UploadTimeout"/>.</summary>
     public Task UploadImageDataAsync(string imageId, string path, string? token, CancellationToken cancellationToken)
     {

@@ -93,6 +93,12 @@ public sealed class GlanceUploadTarget : ImageUploadTarget
 
     public override async Task UploadAsync(string path, CancellationToken cancellationToken)
     {
+        if (!owned)
+        {
+            // The snapshot is a flattened qcow2 whatever the caller's record said (or left unset).
+            await glance.SetFormatsAsync(imageId, "qcow2", "bare", token, cancellationToken).ConfigureAwait(false);
+        }
+
         await glance.UploadImageDataAsync(imageId, path, token, cancellationToken).ConfigureAwait(false);
         if (rotation is null)
         {
