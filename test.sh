@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, starts libvirtd, builds the test guest, and runs every test project.
-# Ends with one line summing every project's results, read from the runners' TRX files.
+# Installs what is missing, starts libvirtd, builds the test guest, and runs every test project,
+# the Nova driver's pytest suite and the end-to-end run through a real Nova.
+# Ends with one line summing every project's results, read from the runners' TRX and JUnit files.
 #   ./test.sh            everything (unit, test:///default, real QEMU guests)
 #   ./test.sh --fast     everything but the tests that boot QEMU guests (Category=Qemu)
 set -euo pipefail
@@ -47,6 +48,19 @@ if ! COMPUTE_AGENT_INSTALL_TEST=1 dotnet test tests/ComputeAgent.Install.Tests/C
     --logger "trx;LogFileName=ComputeAgent.Install.Tests.trx" --logger "console;verbosity=normal" \
     --results-directory "$results"; then
   status=1
+fi
+
+# The Nova driver (Python): its pytest suite against a real agent on test:///default, then, with
+# the QEMU tests, a real Nova stack driving a real guest through every seed command (as root).
+echo "== nova-compute-agent (pytest)"
+if ! bash src/nova-compute-agent/run-tests.sh "$results/nova-compute-agent.xml"; then
+  status=1
+fi
+if [[ -z $filter ]]; then
+  echo "== Nova end to end (tests/nova/run-e2e.sh)"
+  if ! bash tests/nova/run-e2e.sh "$results/nova-e2e.xml"; then
+    status=1
+  fi
 fi
 
 passed=0 failed=0 skipped=0
