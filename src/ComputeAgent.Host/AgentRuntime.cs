@@ -1,5 +1,6 @@
 using ComputeAgent.Instances.DomainXml;
 using ComputeAgent.Instances.Engine;
+using ComputeAgent.Instances.Model;
 using ComputeAgent.Instances.Store;
 using ComputeAgent.Libvirt;
 using Microsoft.Extensions.Hosting.Systemd;
@@ -48,7 +49,7 @@ public sealed partial class AgentRuntime : IHostedService, IAsyncDisposable
     /// what to do: a stop while it starts, a state database it must not use.
     /// </summary>
     public static bool IsStartRefusal(Exception exception) =>
-        exception is OperationCanceledException or StoreDamagedException or StoreSchemaException;
+        exception is OperationCanceledException or StoreDamagedException or StoreSchemaException or HostSettingsRefusedException;
 
     public bool IsReady => ready.Task.IsCompletedSuccessfully;
 
@@ -83,7 +84,18 @@ public sealed partial class AgentRuntime : IHostedService, IAsyncDisposable
         var connection = await session.GetConnectionAsync(cancellationToken).ConfigureAwait(false);
         var host = options.ToHostSettings(kvmUsable: await KvmOfferedAsync(connection, cancellationToken).ConfigureAwait(false));
         LogStarting(logger, options.LibvirtUri, host.VirtType.ToString());
-        engine = new InstanceEngine(store, session, new DomainXmlBuilder(host), options.ToEngineOptions(), loggers.CreateLogger<InstanceEngine>());
+        DomainXmlBuilder xml;
+        try
+        {
+            xml = new DomainXmlBuilder(host);
+        }
+        catch (InvalidInstanceSpecException e)
+        {
+            // Settings that only this host's libvirt can refuse (VirtType auto found no KVM here).
+            throw new HostSettingsRefusedException($"the settings do not fit this host: Agent:VirtType {options.VirtType} runs guests as {host.VirtType.ToString().ToLowerInvariant()} here, and {e.Message}; change Agent:CpuMode or Agent:VirtType", e);
+        }
+
+        engine = new InstanceEngine(store, session, xml, options.ToEngineOptions(), loggers.CreateLogger<InstanceEngine>());
         await engine.StartAsync(cancellationToken).ConfigureAwait(false);
         if (!databaseExisted)
         {

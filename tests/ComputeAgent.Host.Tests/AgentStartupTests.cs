@@ -16,6 +16,18 @@ public sealed class AgentStartupTests
     private static readonly Dictionary<string, string> TestDriver = new() { ["LibvirtUri"] = "test:///default" };
 
     [Fact]
+    public async Task Host_passthrough_on_a_host_whose_libvirt_offers_no_kvm_stops_the_start_with_exit_2()
+    {
+        // VirtType auto: the test driver offers no KVM, so guests would run under TCG, which cannot pass the host CPU through.
+        var (exitCode, output) = await AgentProcess.RunToExitAsync(new Dictionary<string, string>(TestDriver) { ["VirtType"] = "auto", ["CpuMode"] = "host-passthrough" });
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("Agent:VirtType auto runs guests as qemu here", output, StringComparison.Ordinal);
+        Assert.Contains("change Agent:CpuMode or Agent:VirtType", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Invalid_settings_stop_the_start_with_every_bad_key_named()
     {
         var (exitCode, output) = await AgentProcess.RunToExitAsync(new Dictionary<string, string>
