@@ -98,8 +98,11 @@ install)
   check "copyright, changelog and man page are installed" \
     test -f /usr/share/doc/compute-agent/copyright -a -f /usr/share/doc/compute-agent/changelog.gz -a -f /usr/share/man/man8/compute-agent.8.gz
   if command -v systemd-analyze >/dev/null; then
-    if verify=$(systemd-analyze verify "$unit" 2>&1) && [[ -z $verify ]]; then
-      pass "systemd-analyze verify: clean"
+    # Only what it says of our unit counts: it also loads every installed unit, and other
+    # packages' units (Debian's keystone.service names itself in After=) have their own warnings.
+    verify=$(systemd-analyze verify "$unit" 2>&1 | grep -F "$package.service" || true)
+    if [[ -z $verify ]]; then
+      pass "systemd-analyze verify: clean for $package.service"
     else
       fail "systemd-analyze verify: $verify"
     fi

@@ -82,7 +82,12 @@ class Agent(object):
         self.start_agent()
 
     def start_agent(self):
-        env = dict(os.environ, COMPUTE_AGENT_CONFIG=os.path.join(self.scratch, 'none.json'))
+        # An empty settings file of the test's own: everything comes from the command line, never
+        # from the host's /etc/compute-agent/agent.json (a missing named file is an error).
+        config = os.path.join(self.scratch, 'agent.json')
+        with open(config, 'w') as f:
+            f.write('{}')
+        env = dict(os.environ, COMPUTE_AGENT_CONFIG=config)
         settings = {
             'LibvirtUri': 'test:///default',
             'VirtType': 'qemu',
