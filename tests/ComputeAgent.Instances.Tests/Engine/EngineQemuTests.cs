@@ -248,7 +248,8 @@ public sealed class EngineQemuTests(QemuHost host)
         Assert.Contains($"\"virtual-size\": {(long)diskGiB * 1024 * 1024 * 1024}", image, StringComparison.Ordinal);
     }
 
-    private static InstanceSpec TinySpec(Guid uuid) => new()
+    /// <summary>The smallest spawn: 1 vCPU, 256 MiB, a 1 GiB root disk.</summary>
+    internal static InstanceSpec TinySpec(Guid uuid) => new()
     {
         Uuid = uuid,
         Name = "engine-test",

@@ -62,7 +62,7 @@ public sealed class EngineReconcileRaceTests : IDisposable
                 }
             });
 
-            await Task.WhenAll(uuids.Select(uuid => harness.Engine.SpawnAsync(Spec(uuid), _ => Task.FromResult(baseImage), CancellationToken.None)));
+            await Task.WhenAll(uuids.Select(uuid => harness.Engine.SpawnAsync(EngineQemuTests.TinySpec(uuid), _ => Task.FromResult(baseImage), CancellationToken.None)));
             await WaitForBuildsToEndAsync(harness, uuids);
 
             await burstOver.CancelAsync();
@@ -143,13 +143,4 @@ public sealed class EngineReconcileRaceTests : IDisposable
             await Task.Delay(50);
         }
     }
-
-    private static InstanceSpec Spec(Guid uuid) => new()
-    {
-        Uuid = uuid,
-        Name = "race",
-        Flavor = new Flavor("m1.tiny", 1, 256, RootGiB: 1),
-        Image = new ImageMeta("a1b2c3d4-0000-4000-8000-000000000002"),
-        Owner = new InstanceOwner("6f3e1a2b3c4d4e5f8a9b0c1d2e3f4a5b", "0a1b2c3d4e5f46a7b8c9d0e1f2a3b4c5"),
-    };
 }
