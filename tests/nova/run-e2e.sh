@@ -28,4 +28,13 @@ echo "run-e2e: stack up in $(($(date +%s) - start)) s" >&2
 rc=0
 (cd "$here" && timeout 1500 /usr/bin/python3 -m pytest -v -p no:cacheprovider --junitxml="$junit" test_e2e.py) || rc=$?
 echo "run-e2e: done in $(($(date +%s) - start)) s (pytest status $rc; logs in /var/tmp/nova-stack/logs)" >&2
+if ((rc != 0)); then
+  # CI keeps only this output: say what Nova and the agent logged as errors before the stack stops.
+  logs=${NOVA_STACK_DIR:-/var/tmp/nova-stack}/logs
+  for f in /var/log/nova/nova-conductor.log /var/log/nova/nova-scheduler.log "$logs"/nova-compute-*.log "$logs"/compute-agent.out; do
+    [[ -f $f ]] || continue
+    lines=$(grep -E ' (ERROR|CRITICAL) |NoValidHost|^[0-9:.]+ (ERR|FTL) ' "$f" | tail -n 15 | cut -c1-600) || true
+    [[ -z $lines ]] || printf 'run-e2e: the last errors in %s:\n%s\n' "$f" "$lines" >&2
+  done
+fi
 exit $rc

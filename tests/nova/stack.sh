@@ -434,12 +434,18 @@ start_compute() { # start_compute HOST
     --config-file "$WORK/etc/$name.conf" --log-file "$LOGS/$name.log"
 }
 
-wait_compute() { # wait_compute HOST: up, and its resource provider exists (the tracker ran)
+wait_compute() { # wait_compute HOST: up, its node registered, and its VCPU / MEMORY_MB / DISK_GB in Placement
   local host=$1 name=nova-compute-$1
   wait_until 240 "nova-compute $host reporting up" "$LOGS/$name.log" "$name" -- \
     bash -c "openstack compute service list --service nova-compute --host $host -f value -c State | grep -qx up"
   wait_until 300 "nova-compute $host registering its node" "$LOGS/$name.log" "$name" -- \
     bash -c "[ \"\$(mysql -N nova -e \"select count(*) from compute_nodes where deleted=0 and host='$host'\")\" -gt 0 ]"
+  # The scheduler asks Placement, not Nova's table: a server created before the node's resource
+  # provider has its inventory ends in NoValidHost.
+  local node
+  node=$(mysql -N nova -e "select hypervisor_hostname from compute_nodes where deleted=0 and host='$host' limit 1")
+  wait_until 300 "Placement holding the inventory of $node" "$LOGS/$name.log" "$name" -- \
+    bash -c "[ \"\$(mysql -N placement -e \"select count(*) from inventories i join resource_providers r on r.id = i.resource_provider_id where r.name = '$node' and i.resource_class_id in (0, 1, 2)\")\" -eq 3 ]"
 }
 
 image_and_flavors() {

@@ -52,7 +52,7 @@ def osc(*args, timeout=CLI_TIMEOUT, check=True):
 
 
 def server(uuid):
-    """The four fields Nova reports for a server's state, plus its flavor and host."""
+    """The four fields Nova reports for a server's state, plus its flavor, host and fault."""
     s = osc("server", "show", uuid, "-f", "json")
     flavor = s.get("flavor")
     if isinstance(flavor, dict):
@@ -66,6 +66,7 @@ def server(uuid):
         "power_state": str(s["OS-EXT-STS:power_state"]),
         "flavor": flavor,
         "host": s.get("OS-EXT-SRV-ATTR:host"),
+        "fault": s.get("fault"),
     }
 
 
