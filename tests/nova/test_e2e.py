@@ -75,13 +75,13 @@ def only_this_compute():
 def uuid(only_this_compute):
     name = f"e2e-{uuidlib.uuid4().hex[:8]}"
     args = ["server", "create", "--flavor", STACK["STACK_FLAVOR"], "--image", STACK["STACK_IMAGE_ID"],
-            "--nic", "none", "-f", "json", name]
+            "--nic", "none", "--wait", name]
     if HOST:
         args[2:2] = ["--availability-zone", f"nova:{HOST}"]
-    # No --wait: on ERROR the CLI prints "Error creating server" and exits 0; wait_server names
-    # the fault Nova recorded instead.
-    created = osc(*args, timeout=600)
-    wait_server(created["id"], "ACTIVE", timeout=600)
+    # On ERROR the CLI prints "Error creating server" and exits 0: wait_server names Nova's fault.
+    osc(*args, timeout=600)
+    created = osc("server", "show", name, "-f", "json")
+    wait_server(created["id"], "ACTIVE", timeout=60)
     yield created["id"]
     # Whatever happened, leave no server behind.
     osc("server", "delete", "--force", created["id"], check=False)
