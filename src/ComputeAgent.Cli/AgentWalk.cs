@@ -43,7 +43,7 @@ internal static class AgentWalk
             await StepAsync("unpause", () => client.UnpauseAsync(request).ResponseAsync);
             await StepAsync("suspend", () => client.SuspendAsync(request).ResponseAsync);
             await StepAsync("resume", () => client.ResumeAsync(request).ResponseAsync);
-            await StepAsync("rescue", () => client.RescueAsync(request).ResponseAsync);
+            await StepAsync("rescue", () => client.RescueAsync(new RescueRequest { InstanceUuid = uuid }).ResponseAsync);
             await GuestReadyAsync(2);
             await StepAsync("unrescue", () => client.UnrescueAsync(request).ResponseAsync);
             await GuestReadyAsync(3);
@@ -62,7 +62,7 @@ internal static class AgentWalk
             await StepAsync("soft delete", () => client.SoftDeleteAsync(request).ResponseAsync);
             await StepAsync("restore", () => client.RestoreAsync(request).ResponseAsync);
             await GuestReadyAsync(6);
-            await StepAsync("stop", () => client.StopAsync(request).ResponseAsync);
+            await StepAsync("stop", () => client.StopAsync(new StopRequest { InstanceUuid = uuid }).ResponseAsync);
             await StepAsync("start", () => client.StartAsync(request).ResponseAsync);
             await StepAsync("reboot (hard)", () => client.RebootAsync(new RebootRequest { InstanceUuid = uuid, Hard = true }).ResponseAsync);
             await StepAsync("delete", () => client.DeleteAsync(request).ResponseAsync);

@@ -43,6 +43,9 @@ public sealed class AgentOptions
 
     public int ReconcileIntervalSeconds { get; set; } = 60;
 
+    /// <summary>The bound of GracefulStopTimeoutSeconds and of a Stop request's graceful_timeout_seconds.</summary>
+    public const int MaxGracefulStopTimeoutSeconds = 3_600;
+
     public int GracefulStopTimeoutSeconds { get; set; } = 60;
 
     public bool RestartCrashedGuests { get; set; }
@@ -201,7 +204,7 @@ public sealed class AgentOptions
             errors.Add($"Agent:ReclaimInstanceIntervalSeconds {ReclaimInstanceIntervalSeconds} must be 0 (soft delete deletes at once) or more");
         }
 
-        if (GracefulStopTimeoutSeconds is < 0 or > 3_600)
+        if (GracefulStopTimeoutSeconds is < 0 or > MaxGracefulStopTimeoutSeconds)
         {
             errors.Add($"Agent:GracefulStopTimeoutSeconds {GracefulStopTimeoutSeconds} must be between 0 and 3600");
         }

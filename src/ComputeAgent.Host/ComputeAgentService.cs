@@ -69,7 +69,27 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
 
     public override Task<InstanceReply> Resume(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Resume, context);
 
-    public override Task<InstanceReply> Rescue(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Rescue, context);
+    public override Task<InstanceReply> Rescue(RescueRequest request, ServerCallContext context) =>
+        ledger.OnceAsync(request.RequestId, async () =>
+        {
+            var uuid = ParseUuid(request.InstanceUuid);
+            var record = Engine.Find(uuid) ?? throw new InstanceNotFoundException(uuid);
+            var input = CommandInput.None;
+            if (!string.IsNullOrEmpty(request.ImageId) && request.ImageId != record.Spec.Image.Id)
+            {
+                var token = string.IsNullOrEmpty(request.AuthToken) ? null : request.AuthToken;
+                var image = await images.GetImageAsync(request.ImageId, token, context.CancellationToken).ConfigureAwait(false);
+                if (images.KernelBootFor(image.Meta) is not null)
+                {
+                    // The rescue domain keeps the instance's own boot; a kernel the image names would not be booted.
+                    throw new InvalidInstanceSpecException("image_id", request.ImageId, "a rescue image that boots from its own disk (this one names kernel_id)");
+                }
+
+                input = new CommandInput { BaseImage = ct => images.GetBaseImageAsync(image, token, ct) };
+            }
+
+            return Reply(await Engine.SubmitAsync(uuid, Command.Rescue, input, context.CancellationToken).ConfigureAwait(false));
+        });
 
     public override Task<InstanceReply> Unrescue(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Unrescue, context);
 
@@ -79,7 +99,20 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
 
     public override Task<InstanceReply> Start(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Start, context);
 
-    public override Task<InstanceReply> Stop(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Stop, context);
+    public override Task<InstanceReply> Stop(StopRequest request, ServerCallContext context) =>
+        ledger.OnceAsync(request.RequestId, async () =>
+        {
+            var uuid = ParseUuid(request.InstanceUuid);
+            var input = CommandInput.None;
+            if (request.GracefulTimeout is { } graceful)
+            {
+                input = graceful is { Seconds: >= 0 and < AgentOptions.MaxGracefulStopTimeoutSeconds, Nanos: >= 0 and < 1_000_000_000 } or { Seconds: AgentOptions.MaxGracefulStopTimeoutSeconds, Nanos: 0 }
+                    ? new CommandInput { GracefulStopTimeout = graceful.ToTimeSpan() }
+                    : throw new InvalidInstanceSpecException("graceful_timeout", graceful.ToString(), $"0s (destroy at once) to {AgentOptions.MaxGracefulStopTimeoutSeconds}s, or absent for the agent's setting");
+            }
+
+            return Reply(await Engine.SubmitAsync(uuid, Command.Stop, input, context.CancellationToken).ConfigureAwait(false));
+        });
 
     public override Task<InstanceReply> Delete(InstanceRequest request, ServerCallContext context) => Submit(request, Command.Delete, context);
 

@@ -45,7 +45,7 @@ public sealed class HostShutdownTests : IAsyncLifetime
 
         var running = new[] { await SpawnAsync(agent, images, "run-1"), await SpawnAsync(agent, images, "run-2") };
         var stopped = await SpawnAsync(agent, images, "stopped-1");
-        await agent.Client.StopAsync(new InstanceRequest { InstanceUuid = stopped });
+        await agent.Client.StopAsync(new StopRequest { InstanceUuid = stopped });
         await WaitAsync(agent, stopped, VmState.Stopped);
 
         // What the agent reports at the moment the lock's descriptor closes.

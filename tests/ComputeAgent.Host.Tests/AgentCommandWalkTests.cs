@@ -43,7 +43,7 @@ public sealed class AgentCommandWalkTests(QemuHost host)
         }
 
         await walk.ExpectAsync(async () => (await agent.Client.ResumeAsync(request)).Instance, [(VmState.Suspended, TaskState.Resuming), (VmState.Active, TaskState.None)], DomainState.Running);
-        await walk.ExpectAsync(async () => (await agent.Client.RescueAsync(request)).Instance, [(VmState.Active, TaskState.Rescuing), (VmState.Rescued, TaskState.None)], DomainState.Running);
+        await walk.ExpectAsync(async () => (await agent.Client.RescueAsync(new RescueRequest { InstanceUuid = uuid })).Instance, [(VmState.Active, TaskState.Rescuing), (VmState.Rescued, TaskState.None)], DomainState.Running);
         await walk.BootedAsync(host.Guest.ReadyLine);
         await walk.ExpectAsync(async () => (await agent.Client.UnrescueAsync(request)).Instance, [(VmState.Rescued, TaskState.Unrescuing), (VmState.Active, TaskState.None)], DomainState.Running);
         await walk.BootedAsync(host.Guest.ReadyLine);
@@ -59,7 +59,7 @@ public sealed class AgentCommandWalkTests(QemuHost host)
         await walk.BootedAsync(host.Guest.ReadyLine);
         await walk.ExpectAsync(async () => (await agent.Client.ConfirmResizeAsync(request)).Instance, [(VmState.Resized, TaskState.ResizeConfirming), (VmState.Active, TaskState.None)], DomainState.Running);
         Assert.Equal("m1.small", (await agent.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid })).Flavor.Name);
-        await walk.ExpectAsync(async () => (await agent.Client.StopAsync(request)).Instance, [(VmState.Active, TaskState.PoweringOff), (VmState.Stopped, TaskState.None)], DomainState.Shutoff);
+        await walk.ExpectAsync(async () => (await agent.Client.StopAsync(new StopRequest { InstanceUuid = uuid })).Instance, [(VmState.Active, TaskState.PoweringOff), (VmState.Stopped, TaskState.None)], DomainState.Shutoff);
         await walk.ExpectAsync(async () => (await agent.Client.StartAsync(request)).Instance, [(VmState.Stopped, TaskState.PoweringOn), (VmState.Active, TaskState.None)], DomainState.Running);
         await walk.BootedAsync(host.Guest.ReadyLine);
         await walk.ExpectAsync(async () => (await agent.Client.RebootAsync(new RebootRequest { InstanceUuid = uuid })).Instance, [(VmState.Active, TaskState.Rebooting), (VmState.Active, TaskState.None)], DomainState.Running);

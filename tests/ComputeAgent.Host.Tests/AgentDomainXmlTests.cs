@@ -48,7 +48,7 @@ public sealed class AgentDomainXmlTests
         Assert.Equal("/dev/urandom", definition.Element("devices")!.Element("rng")!.Element("backend")!.Value);
 
         // Stopped: no live XML to show, so the definition, and active says so.
-        await agent.Client.StopAsync(request);
+        await agent.Client.StopAsync(new StopRequest { InstanceUuid = uuid });
         await agent.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid, VmState = VmState.Stopped }, deadline: DateTime.UtcNow.AddSeconds(60));
         var stopped = await agent.Client.GetDomainXmlAsync(new GetDomainXmlRequest { InstanceUuid = uuid });
         Assert.False(stopped.Active);

@@ -82,7 +82,7 @@ public sealed class AgentImageCommandTests(QemuHost host)
             Assert.Equal("snapshot", Text(await GetImageAsync(http, snapshot.ImageId), "image_type"));
 
             // A stopped guest is snapshotted from its disk and stays stopped.
-            await walk.ExpectAsync(async () => (await agent.Client.StopAsync(new InstanceRequest { InstanceUuid = uuid.ToString() })).Instance, [(VmState.Active, TaskState.PoweringOff), (VmState.Stopped, TaskState.None)], DomainState.Shutoff);
+            await walk.ExpectAsync(async () => (await agent.Client.StopAsync(new StopRequest { InstanceUuid = uuid.ToString() })).Instance, [(VmState.Active, TaskState.PoweringOff), (VmState.Stopped, TaskState.None)], DomainState.Shutoff);
             await walk.ExpectAsync(
                 async () => (snapshot = await agent.Client.SnapshotAsync(new SnapshotRequest { InstanceUuid = uuid.ToString(), Name = "snap-stopped" })).Instance,
                 [(VmState.Stopped, TaskState.ImageSnapshot), (VmState.Stopped, TaskState.ImagePendingUpload), (VmState.Stopped, TaskState.ImageUploading), (VmState.Stopped, TaskState.None)],

@@ -51,7 +51,7 @@ public sealed class AgentSnapshotIntoImageTests
             Assert.Equal("queued", await StatusAsync(http, first));
 
             // Stopped: the data goes into the caller's image and no other image is created.
-            await agent.Client.StopAsync(new InstanceRequest { InstanceUuid = uuid });
+            await agent.Client.StopAsync(new StopRequest { InstanceUuid = uuid });
             await WaitAsync(agent, uuid);
             var second = await CreateQueuedImageAsync(http, "nova-snapshot-2");
             var before = await ImageIdsAsync(http);

@@ -274,6 +274,10 @@ public sealed class AgentStartupTests
         var noFlavor = await Assert.ThrowsAsync<RpcException>(() => agent.Client.SpawnAsync(new SpawnRequest { InstanceUuid = Guid.NewGuid().ToString(), ImageId = "x" }).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, noFlavor.StatusCode);
         Assert.Contains("flavor", noFlavor.Status.Detail, StringComparison.Ordinal);
+
+        var overAnHour = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StopAsync(new StopRequest { InstanceUuid = missing, GracefulTimeout = new Google.Protobuf.WellKnownTypes.Duration { Seconds = 3601 } }).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, overAnHour.StatusCode);
+        Assert.Contains("graceful_timeout", overAnHour.Status.Detail, StringComparison.Ordinal);
         Assert.Empty((await agent.Client.ListInstancesAsync(new ListInstancesRequest())).Instances);
     }
 

@@ -128,7 +128,7 @@ public sealed class ConfigDriveGuestTests(QemuHost host)
 
         // Rescue keeps the drive attached (Nova's rescue domain has it too).
         using var libvirt = LibvirtConnection.Open(QemuHost.Uri);
-        await agent.Client.RescueAsync(new InstanceRequest { InstanceUuid = uuid.ToString() });
+        await agent.Client.RescueAsync(new RescueRequest { InstanceUuid = uuid.ToString() });
         var rescued = await agent.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString() }, deadline: DateTime.UtcNow + Bound);
         Assert.Equal(VmState.Rescued, rescued.VmState);
         using (var domain = libvirt.LookupByUuid(uuid))

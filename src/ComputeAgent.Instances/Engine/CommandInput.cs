@@ -17,10 +17,13 @@ public sealed record CommandInput
     /// <summary>Rebuild: the new image's metadata (the same image id rebuilds from a fresh copy).</summary>
     public ImageMeta? Image { get; init; }
 
+    /// <summary>Stop: how long the guest may take to power off after the ACPI request (zero: destroy at once); null: the engine's GracefulStopTimeout.</summary>
+    public TimeSpan? GracefulStopTimeout { get; init; }
+
     /// <summary>Rebuild: where the new image's kernel and ramdisk will be (images with kernel_id), else null.</summary>
     public KernelBoot? KernelBoot { get; init; }
 
-    /// <summary>Rebuild: fetches the new image into the base-image cache and returns its local path.</summary>
+    /// <summary>Rebuild: fetches the new image into the base-image cache and returns its local path. Rescue: the rescue image's (null: the instance's own base image).</summary>
     public Func<CancellationToken, Task<string>>? BaseImage { get; init; }
 
     /// <summary>Set admin password, spawn and rebuild (for the config drive): the password (never logged, never stored).</summary>

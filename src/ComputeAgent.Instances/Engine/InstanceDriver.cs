@@ -112,7 +112,7 @@ public sealed class InstanceDriver
             d.ManagedSave();
         }, cancellationToken),
         Resume or Start => OnDomainAsync(run.Uuid, d => d.Create(), cancellationToken),
-        Stop => StopAsync(run.Uuid, cancellationToken),
+        Stop => StopAsync(run.Uuid, run.Input.GracefulStopTimeout, cancellationToken),
         RebootSoft => RebootSoftAsync(run.Uuid, cancellationToken),
         RebootHard => OnDomainAsync(run.Uuid, d =>
         {
@@ -263,7 +263,8 @@ public sealed class InstanceDriver
 
     /// <summary>
     /// Rescue (Nova's libvirt driver): keep the original domain XML, boot a rescue disk (a fresh
-    /// overlay of the instance's own base image) with the original root disk attached second.
+    /// overlay of the instance's own base image, or of the rescue image the caller named) with the
+    /// original root disk attached second.
     /// </summary>
     private async Task RescueAsync(TaskRun run, CancellationToken cancellationToken)
     {
@@ -271,7 +272,9 @@ public sealed class InstanceDriver
         run.SavedDomainXml = await OnDomainAsync(uuid, d => d.GetXmlDesc(DomainXmlFlags.Inactive), cancellationToken).ConfigureAwait(false);
         var root = RootDiskPath(uuid);
         var info = QemuImageInfo.Parse(await QemuImg.InfoJsonAsync(root, cancellationToken).ConfigureAwait(false));
-        var baseImage = info.BackingFile ?? throw new InvalidOperationException($"the root disk {root} has no base image to rescue from");
+        var baseImage = run.Input.BaseImage is { } rescueImage
+            ? await rescueImage(cancellationToken).ConfigureAwait(false)
+            : info.BackingFile ?? throw new InvalidOperationException($"the root disk {root} has no base image to rescue from");
         var rescueDisk = Path.Combine(InstanceDirectory(uuid), "disk.rescue");
         await QemuImg.CreateOverlayAsync(baseImage, "qcow2", rescueDisk, null, cancellationToken).ConfigureAwait(false);
         await run.JournalAsync(JournalRescueDisk, rescueDisk, cancellationToken).ConfigureAwait(false);
@@ -621,9 +624,11 @@ public sealed class InstanceDriver
         }
     }
 
-    private async Task StopAsync(Guid uuid, CancellationToken cancellationToken)
+    private Task StopAsync(Guid uuid, CancellationToken cancellationToken) => StopAsync(uuid, null, cancellationToken);
+
+    private async Task StopAsync(Guid uuid, TimeSpan? gracefulTimeout, CancellationToken cancellationToken)
     {
-        if (!await ShutdownGracefullyAsync(uuid, cancellationToken).ConfigureAwait(false))
+        if (gracefulTimeout == TimeSpan.Zero || !await ShutdownGracefullyAsync(uuid, gracefulTimeout ?? options.GracefulStopTimeout, cancellationToken).ConfigureAwait(false))
         {
             await OnDomainAsync(uuid, d =>
             {
@@ -656,7 +661,7 @@ public sealed class InstanceDriver
         }, cancellationToken);
 
     /// <summary>Presses the ACPI power button and waits for shut-off; false when the guest did not stop within the timeout.</summary>
-    private async Task<bool> ShutdownGracefullyAsync(Guid uuid, CancellationToken cancellationToken)
+    private async Task<bool> ShutdownGracefullyAsync(Guid uuid, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var active = await OnDomainAsync(uuid, d =>
         {
@@ -679,7 +684,7 @@ public sealed class InstanceDriver
             return true;
         }
 
-        var deadline = DateTime.UtcNow + options.GracefulStopTimeout;
+        var deadline = DateTime.UtcNow + timeout;
         while (DateTime.UtcNow < deadline)
         {
             await Task.Delay(PollInterval, cancellationToken).ConfigureAwait(false);

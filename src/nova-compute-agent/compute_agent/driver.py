@@ -43,6 +43,10 @@ def _nova_error(cls):
     return lambda message: cls(reason=message)
 
 
+# The agent's bound for a Stop's graceful timeout (Nova's shutdown_timeout has none).
+MAX_GRACEFUL_SECONDS = 3600
+
+
 def _image_not_found(image_id):
     # Spawn and Rebuild answer NOT_FOUND before accepting when Glance has no such image.
     return lambda message: exception.ImageNotFound(image_id=image_id, message=message)
@@ -299,10 +303,11 @@ class ComputeAgentDriver(driver.ComputeDriver):
                    _nova_error(exception.InstanceRebootFailure))
 
     def power_off(self, instance, timeout=0, retry_interval=0):
-        # The agent asks the guest (ACPI) for its GracefulStopTimeoutSeconds,
-        # then destroys it; Nova's timeout is within that bound.
-        self._instance_task('Stop', instance, (STOPPED,),
-                            _nova_error(exception.InstancePowerOffFailure))
+        # As Nova's libvirt driver: ACPI and up to TIMEOUT seconds for the guest, then destroy;
+        # 0 (clean_shutdown=False) destroys at once. The agent repeats the ACPI request itself.
+        request = pb2.StopRequest(request_id=self._client.request_id(), instance_uuid=instance.uuid)
+        request.graceful_timeout.FromSeconds(min(max(0, int(timeout or 0)), MAX_GRACEFUL_SECONDS))
+        self._task('Stop', request, (STOPPED,), _nova_error(exception.InstancePowerOffFailure))
 
     def power_on(self, context, instance, network_info,
                  block_device_info=None, accel_info=None):
@@ -333,15 +338,14 @@ class ComputeAgentDriver(driver.ComputeDriver):
 
     def rescue(self, context, instance, network_info, image_meta,
                rescue_password, block_device_info):
-        rescue_image = image_meta.id if image_meta.obj_attr_is_set('id') else None
-        if rescue_image and rescue_image != instance.image_ref:
-            raise exception.InstanceNotRescuable(
-                instance_id=instance.uuid,
-                reason='compute-agent rescues from the instance\'s own image; '
-                       'rescue image %s is not supported' % rescue_image)
-        self._instance_task(
-            'Rescue', instance, (pb2.VM_STATE_RESCUED,),
-            lambda m: exception.InstanceNotRescuable(instance_id=instance.uuid, reason=m))
+        # image_meta is the rescue image (rescue_image_ref, else the instance's own image).
+        rescue_image = image_meta.id if image_meta.obj_attr_is_set('id') else ''
+        request = pb2.RescueRequest(
+            request_id=self._client.request_id(), instance_uuid=instance.uuid,
+            image_id=rescue_image or '', auth_token=getattr(context, 'auth_token', None) or '')
+        self._task('Rescue', request, (pb2.VM_STATE_RESCUED,),
+                   lambda m: exception.InstanceNotRescuable(instance_id=instance.uuid, reason=m),
+                   not_found=_image_not_found(rescue_image) if rescue_image else None)
 
     def unrescue(self, context, instance):
         self._instance_task('Unrescue', instance, (ACTIVE,),

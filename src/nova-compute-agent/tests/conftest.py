@@ -65,8 +65,10 @@ class Agent(object):
         os.chmod(self.scratch, 0o755)
         self.images_dir = os.path.join(self.scratch, 'images')
         os.mkdir(self.images_dir)
-        subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2',
-                        os.path.join(self.images_dir, 'tiny.qcow2'), '64M'], check=True)
+        # tiny: what the instances boot; rescue: another image for rescue_image_ref.
+        for name, size in (('tiny.qcow2', '64M'), ('rescue.qcow2', '32M')):
+            subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2',
+                            os.path.join(self.images_dir, name), size], check=True)
         self.socket_path = os.path.join(self.scratch, 'agent.sock')
         self.processes = []
         port = _free_port()
@@ -77,7 +79,10 @@ class Agent(object):
              '--listen', '127.0.0.1:%d' % port],
             stdout=self.images_log, stderr=subprocess.STDOUT))
         _wait(lambda: 'serving' in self._read(self.images_log), 60, 'the image server')
-        self.image_id = self._read(self.images_log).split()[0]
+        # One line per image: "ID  FILE  SIZE bytes".
+        ids = dict(reversed(line.split()[:2]) for line in self._read(self.images_log).splitlines()
+                   if line.endswith(' bytes'))
+        self.image_id, self.rescue_image_id = ids['tiny.qcow2'], ids['rescue.qcow2']
         self.agent_log = open(os.path.join(self.scratch, 'agent.log'), 'w+')
         self.start_agent()
 

@@ -6,7 +6,9 @@ lifecycle events the driver emitted, and refusals by the Nova exception raised.
 """
 
 import base64
+import json
 import os
+import subprocess
 import time
 import uuid
 
@@ -145,6 +147,38 @@ def test_every_power_command_changes_state_and_emits_its_event_at_once(driver, s
     driver.unrescue(ctx, spawned)
     assert vm_state(driver, spawned) == 'VM_STATE_ACTIVE'
     assert power(driver, spawned) == power_state.RUNNING
+
+
+def rescue_disk_base(agent, instance):
+    """The image id the agent's rescue disk of INSTANCE is an overlay of (its base in the cache)."""
+    disk = os.path.join(agent.scratch, 'instances', instance.uuid, 'disk.rescue')
+    info = json.loads(subprocess.run(['qemu-img', 'info', '-U', '--output=json', disk],
+                                     check=True, capture_output=True, text=True).stdout)
+    return os.path.basename(info['backing-filename'])
+
+
+def test_rescue_boots_the_rescue_image_nova_names(agent, driver, spawned):
+    # rescue_image_ref: Nova hands the driver that image's meta; the rescue disk is made from it.
+    ctx = nova_context.get_admin_context()
+    driver.rescue(ctx, spawned, [], image_meta(agent.rescue_image_id), 'pw', None)
+    assert vm_state(driver, spawned) == 'VM_STATE_RESCUED'
+    assert rescue_disk_base(agent, spawned) == agent.rescue_image_id
+    driver.unrescue(ctx, spawned)
+    assert vm_state(driver, spawned) == 'VM_STATE_ACTIVE'
+    assert not os.path.exists(os.path.join(agent.scratch, 'instances', spawned.uuid, 'disk.rescue'))
+
+    # Without rescue_image_ref Nova passes the instance's own image.
+    driver.rescue(ctx, spawned, [], image_meta(spawned.image_ref), 'pw', None)
+    assert rescue_disk_base(agent, spawned) == spawned.image_ref
+    driver.unrescue(ctx, spawned)
+
+
+def test_rescue_from_an_image_glance_does_not_have_is_image_not_found_and_changes_nothing(driver, spawned):
+    ctx = nova_context.get_admin_context()
+    missing = str(uuid.uuid4())
+    with pytest.raises(exception.ImageNotFound):
+        driver.rescue(ctx, spawned, [], image_meta(missing), 'pw', None)
+    assert vm_state(driver, spawned) == 'VM_STATE_ACTIVE'
 
 
 def test_a_refused_command_is_instance_invalid_state_with_the_agents_message(driver, spawned):

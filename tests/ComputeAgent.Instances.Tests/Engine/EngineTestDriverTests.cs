@@ -176,9 +176,28 @@ public sealed class EngineTestDriverTests : IAsyncLifetime
         Assert.Equal((VmState.Error, PowerState.NoState), (record.VmState, record.PowerState));
     }
 
-    private async Task Submit(Guid uuid, InstanceCommand command, VmState vm, PowerState power)
+    [Fact]
+    public async Task Stop_asks_the_guest_first_and_a_zero_graceful_timeout_destroys_at_once()
     {
-        var accepted = await harness.Engine.SubmitAsync(uuid, command, CancellationToken.None);
+        // Nova's power_off(timeout=0), its clean_shutdown=False, is a destroy without the ACPI request.
+        var uuid = defined[0];
+        await Submit(uuid, InstanceCommand.Stop, VmState.Stopped, PowerState.Shutdown);
+        Assert.Equal(DomainShutoffReason.Shutdown, ShutoffReason(uuid));
+
+        await Submit(uuid, InstanceCommand.Start, VmState.Active, PowerState.Running);
+        await Submit(uuid, InstanceCommand.Stop, VmState.Stopped, PowerState.Shutdown, new CommandInput { GracefulStopTimeout = TimeSpan.Zero });
+        Assert.Equal(DomainShutoffReason.Destroyed, ShutoffReason(uuid));
+    }
+
+    private DomainShutoffReason ShutoffReason(Guid uuid)
+    {
+        using var domain = behindTheBack.LookupByUuid(uuid);
+        return domain.GetState().ShutoffReason;
+    }
+
+    private async Task Submit(Guid uuid, InstanceCommand command, VmState vm, PowerState power, CommandInput? input = null)
+    {
+        var accepted = await harness.Engine.SubmitAsync(uuid, command, input ?? CommandInput.None, CancellationToken.None);
         Assert.NotEqual(TaskState.None, accepted.TaskState);
         await harness.WaitForAsync(uuid, vm, TaskState.None, power);
     }
