@@ -21,6 +21,12 @@ public sealed record EngineOptions
     /// </summary>
     public TimeSpan ReclaimInstanceInterval { get; init; } = TimeSpan.Zero;
 
+    /// <summary>
+    /// Tests only: libvirt's events are read and dropped, so the periodic reconcile alone keeps
+    /// the instances in step (what happens when events are lost).
+    /// </summary>
+    internal bool DropsDomainEvents { get; init; }
+
     public void Validate()
     {
         if (ReclaimInstanceInterval < TimeSpan.Zero)

@@ -618,6 +618,11 @@ public sealed partial class InstanceEngine : IAsyncDisposable
         {
             await foreach (var e in session.Events.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
+                if (options.DropsDomainEvents)
+                {
+                    continue;
+                }
+
                 if (e.Kind == DomainEventKind.ConnectionRestored)
                 {
                     // Events were missed while disconnected: check everything now.
