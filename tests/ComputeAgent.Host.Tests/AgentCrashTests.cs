@@ -14,49 +14,54 @@ public sealed class AgentQemuCollection : ICollectionFixture<QemuHost>
     public const string Name = "the agent process on real libvirtd + QEMU";
 }
 
-/// <summary>kill -9 of the agent in the middle of a task, then a restart: the instance settles to what libvirt shows.</summary>
+/// <summary>
+/// kill -9 of the agent in the middle of a task, then a restart: the interruption is made certain
+/// by holding the task's libvirt call (<see cref="LibvirtProxy"/>: libvirtd never receives it) and
+/// killing the agent while it waits inside it; the restarted agent's recovery leaves its own evidence.
+/// </summary>
 [Collection(AgentQemuCollection.Name)]
 [Trait("Category", "Qemu")]
 public sealed class AgentCrashTests(QemuHost host)
 {
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(120);
+
     [SkippableFact]
-    public async Task An_agent_killed_during_a_suspend_settles_the_instance_to_what_libvirt_shows_on_restart()
+    public async Task An_agent_killed_inside_a_suspends_managed_save_settles_the_instance_to_what_libvirt_shows_on_restart()
     {
         host.SkipIfUnavailable();
         var scratch = RepositoryPaths.CreateScratch("agent-crash");
         var uuid = Guid.NewGuid();
-        var settings = new Dictionary<string, string> { ["LibvirtUri"] = QemuHost.Uri };
         await DefineGuestOfOursAsync(scratch, uuid);
         try
         {
-            var agent = await AgentProcess.StartAsync(settings, scratch);
-            var request = new InstanceRequest { InstanceUuid = uuid.ToString() };
-            var adopted = await agent.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() });
-            Assert.Equal((VmState.Active, PowerState.Running), (adopted.VmState, adopted.PowerState));
-            await EventWaits.WaitForConsoleLineAsync(Path.Combine(scratch, "instances", uuid.ToString(), "console.log"), host.Guest.ReadyLine, TimeSpan.FromSeconds(120));
+            await using (var proxy = new LibvirtProxy())
+            {
+                var agent = await AgentProcess.StartAsync(new Dictionary<string, string> { ["LibvirtUri"] = proxy.Uri }, scratch);
+                var adopted = await agent.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() });
+                Assert.Equal((VmState.Active, PowerState.Running), (adopted.VmState, adopted.PowerState));
 
-            // The managed save takes a couple of seconds under TCG: kill the agent inside it.
-            var suspending = await agent.Client.SuspendAsync(request);
-            Assert.Equal(TaskState.Suspending, suspending.Instance.TaskState);
-            await agent.KillAsync();
-            await agent.DisposeAsync();
+                proxy.Hold(LibvirtProcedure.DomainManagedSave);
+                var suspending = await agent.Client.SuspendAsync(new InstanceRequest { InstanceUuid = uuid.ToString() });
+                Assert.Equal(TaskState.Suspending, suspending.Instance.TaskState);
+                await proxy.WaitHeldAsync(Bound);
+                await agent.KillAsync();
+                await agent.DisposeAsync();
+            }
 
-            // Whatever libvirt finished, the restarted agent reports exactly that, with no task left.
-            await using var restarted = await AgentProcess.StartAsync(settings, scratch);
+            // libvirtd never saved the guest: it still runs, and recovery says so.
+            await using var restarted = await AgentProcess.StartAsync(new Dictionary<string, string> { ["LibvirtUri"] = QemuHost.Uri }, scratch);
             var after = await restarted.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() });
+            Assert.Equal((VmState.Active, TaskState.None, PowerState.Running), (after.VmState, after.TaskState, after.PowerState));
+            Assert.Equal(("interrupted", "the agent stopped during suspend (at SUSPENDING); the instance is as libvirt shows it: ACTIVE / RUNNING"), (after.Fault.Code, after.Fault.Message));
             using var connection = LibvirtConnection.Open(QemuHost.Uri);
-            using var domain = connection.LookupByUuid(uuid);
-            var libvirtState = domain.GetState();
-            var expected = libvirtState.ShutoffReason == DomainShutoffReason.Saved
-                ? (VmState.Suspended, PowerState.Suspended)
-                : libvirtState.State == DomainState.Running ? (VmState.Active, PowerState.Running) : (VmState.Paused, PowerState.Paused);
-            Assert.Equal(expected, (after.VmState, after.PowerState));
-            Assert.Equal(TaskState.None, after.TaskState);
-            Assert.Equal("interrupted", after.Fault.Code);
+            using (var domain = connection.LookupByUuid(uuid))
+            {
+                Assert.Equal(DomainState.Running, domain.GetState().State);
+            }
 
             // And it is usable again: delete it through the restarted agent.
-            await restarted.Client.DeleteAsync(request);
-            var deleted = await restarted.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString() }, deadline: DateTime.UtcNow.AddSeconds(60));
+            await restarted.Client.DeleteAsync(new InstanceRequest { InstanceUuid = uuid.ToString() });
+            var deleted = await restarted.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString(), VmState = VmState.Deleted }, deadline: DateTime.UtcNow.Add(Bound));
             Assert.Equal(VmState.Deleted, deleted.VmState);
             Assert.Null(connection.TryLookupByUuid(uuid));
         }
@@ -68,51 +73,58 @@ public sealed class AgentCrashTests(QemuHost host)
     }
 
     [SkippableFact]
-    public async Task An_agent_killed_during_a_resize_rolls_it_back_on_restart()
+    public async Task An_agent_killed_inside_a_resizes_define_rolls_it_back_on_restart()
     {
         host.SkipIfUnavailable();
         var scratch = RepositoryPaths.CreateScratch("agent-crash-resize");
         var uuid = Guid.NewGuid();
-        var settings = new Dictionary<string, string> { ["LibvirtUri"] = QemuHost.Uri, ["GracefulStopTimeoutSeconds"] = "30" };
+
+        // Zero: the guest is destroyed at once, no boot to wait for before its ACPI button works.
+        var settings = new Dictionary<string, string> { ["LibvirtUri"] = QemuHost.Uri, ["GracefulStopTimeoutSeconds"] = "0" };
         await DefineGuestOfOursAsync(scratch, uuid);
         var root = Path.Combine(scratch, "instances", uuid.ToString(), "disk");
+        var saved = Path.Combine(scratch, "instances", uuid.ToString(), "disk.pre-resize");
         try
         {
             var sizeBefore = await VirtualSizeAsync(root);
-            var agent = await AgentProcess.StartAsync(settings, scratch);
-            await EventWaits.WaitForConsoleLineAsync(Path.Combine(scratch, "instances", uuid.ToString(), "console.log"), host.Guest.ReadyLine, TimeSpan.FromSeconds(120));
-            using (var watch = agent.Client.WatchInstances(new WatchInstancesRequest { InstanceUuid = uuid.ToString() }))
+            await using (var proxy = new LibvirtProxy())
             {
+                var agent = await AgentProcess.StartAsync(new Dictionary<string, string>(settings) { ["LibvirtUri"] = proxy.Uri }, scratch);
+                proxy.Hold(LibvirtProcedure.DomainDefineXmlFlags);
                 await agent.Client.ResizeAsync(new ResizeRequest
                 {
                     InstanceUuid = uuid.ToString(),
                     Flavor = new Api.V1.Flavor { Name = "m1.small", Vcpus = 2, RamMib = 512, RootGib = 2 },
                 });
 
-                // Kill -9 once the guest is off, its disk set aside and grown (RESIZE_MIGRATED).
-                while (await watch.ResponseStream.MoveNext(new CancellationTokenSource(TimeSpan.FromSeconds(90)).Token)
-                    && watch.ResponseStream.Current.TaskState != TaskState.ResizeMigrated)
-                {
-                }
+                // Held at the define of the new flavor: the guest off, its disk set aside and grown.
+                await proxy.WaitHeldAsync(Bound);
+                var held = await agent.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() });
+                Assert.Equal(TaskState.ResizeFinish, held.TaskState);
+                Assert.Equal(2L * 1024 * 1024 * 1024, await VirtualSizeAsync(root));
+                Assert.True(File.Exists(saved));
+                await agent.KillAsync();
+                await agent.DisposeAsync();
             }
-
-            await agent.KillAsync();
-            await agent.DisposeAsync();
 
             await using var restarted = await AgentProcess.StartAsync(settings, scratch);
             var after = await restarted.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() });
             Assert.Equal((VmState.Active, TaskState.None, PowerState.Running), (after.VmState, after.TaskState, after.PowerState));
             Assert.Equal("m1.tiny", after.Flavor.Name);
-            Assert.Equal("interrupted", after.Fault.Code);
+            Assert.Equal(("interrupted", "the agent stopped during resize (at RESIZE_FINISH); it was rolled back: the instance is ACTIVE with its previous flavor and disk"), (after.Fault.Code, after.Fault.Message));
             using var connection = LibvirtConnection.Open(QemuHost.Uri);
-            using var domain = connection.LookupByUuid(uuid);
-            var info = domain.GetInfo();
-            Assert.Equal((1, 256UL * 1024), (info.VirtualCpus, info.MaxMemoryKiB));
+            using (var domain = connection.LookupByUuid(uuid))
+            {
+                var info = domain.GetInfo();
+                Assert.Equal((1, 256UL * 1024), (info.VirtualCpus, info.MaxMemoryKiB));
+                Assert.Equal(DomainState.Running, domain.GetState().State);
+            }
+
             Assert.Equal(sizeBefore, await VirtualSizeAsync(root));
-            Assert.False(File.Exists(Path.Combine(scratch, "instances", uuid.ToString(), "disk.pre-resize")));
+            Assert.False(File.Exists(saved), "the set-aside disk was moved back");
 
             await restarted.Client.DeleteAsync(new InstanceRequest { InstanceUuid = uuid.ToString() });
-            Assert.Equal(VmState.Deleted, (await restarted.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString(), VmState = VmState.Deleted }, deadline: DateTime.UtcNow.AddSeconds(60))).VmState);
+            Assert.Equal(VmState.Deleted, (await restarted.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString(), VmState = VmState.Deleted }, deadline: DateTime.UtcNow.Add(Bound))).VmState);
         }
         finally
         {
@@ -128,18 +140,21 @@ public sealed class AgentCrashTests(QemuHost host)
     }
 
     [SkippableFact]
-    public async Task An_agent_killed_during_a_spawn_leaves_either_a_running_instance_or_an_error_with_nothing_behind()
+    public async Task An_agent_killed_inside_a_spawns_domain_start_removes_the_partial_instance_on_restart()
     {
         host.SkipIfUnavailable();
         var scratch = RepositoryPaths.CreateScratch("agent-crash-spawn");
         var uuid = Guid.NewGuid();
+        var directory = Path.Combine(scratch, "instances", uuid.ToString());
         await using var images = await ImageService.StartAsync(host.Guest, scratch);
         var settings = new Dictionary<string, string> { ["LibvirtUri"] = QemuHost.Uri, ["ImageServiceUrl"] = images.Url };
+        using var connection = LibvirtConnection.Open(QemuHost.Uri);
         try
         {
-            var agent = await AgentProcess.StartAsync(settings, scratch);
-            using (var watch = agent.Client.WatchInstances(new WatchInstancesRequest { InstanceUuid = uuid.ToString() }))
+            await using (var proxy = new LibvirtProxy())
             {
+                var agent = await AgentProcess.StartAsync(new Dictionary<string, string>(settings) { ["LibvirtUri"] = proxy.Uri }, scratch);
+                proxy.Hold(LibvirtProcedure.DomainCreateWithFlags);
                 await agent.Client.SpawnAsync(new SpawnRequest
                 {
                     InstanceUuid = uuid.ToString(),
@@ -150,36 +165,29 @@ public sealed class AgentCrashTests(QemuHost host)
                     UserId = "u1",
                 });
 
-                // Kill -9 the moment the spawn reaches BLOCK_DEVICE_MAPPING (image download, overlay).
-                while (await watch.ResponseStream.MoveNext(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token)
-                    && watch.ResponseStream.Current.TaskState != TaskState.BlockDeviceMapping)
+                // Held at the start of the guest: the image fetched, the overlay made, the domain defined.
+                await proxy.WaitHeldAsync(Bound);
+                var held = await agent.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() });
+                Assert.Equal((VmState.Building, TaskState.Spawning), (held.VmState, held.TaskState));
+                Assert.True(File.Exists(Path.Combine(directory, "disk")));
+                using (var defined = connection.LookupByUuid(uuid))
                 {
+                    Assert.Equal(DomainState.Shutoff, defined.GetState().State);
                 }
-            }
 
-            await agent.KillAsync();
-            await agent.DisposeAsync();
+                await agent.KillAsync();
+                await agent.DisposeAsync();
+            }
 
             await using var restarted = await AgentProcess.StartAsync(settings, scratch);
             var after = await restarted.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() });
-            using var connection = LibvirtConnection.Open(QemuHost.Uri);
-            using var domain = connection.TryLookupByUuid(uuid);
-            Assert.Equal(TaskState.None, after.TaskState);
-            if (after.VmState == VmState.Active)
-            {
-                // libvirt had started the guest before the kill: the spawn is finished, not undone.
-                Assert.Equal(DomainState.Running, domain?.GetState().State);
-            }
-            else
-            {
-                Assert.Equal((VmState.Error, PowerState.Nostate), (after.VmState, after.PowerState));
-                Assert.Equal("interrupted", after.Fault.Code);
-                Assert.Null(domain);
-                Assert.False(Directory.Exists(Path.Combine(scratch, "instances", uuid.ToString())), "the partial instance folder was removed");
-            }
+            Assert.Equal((VmState.Error, TaskState.None, PowerState.Nostate), (after.VmState, after.TaskState, after.PowerState));
+            Assert.Equal(("interrupted", "the agent stopped while spawning (at SPAWNING); the partial domain and files were removed: delete the instance and spawn it again"), (after.Fault.Code, after.Fault.Message));
+            Assert.Null(connection.TryLookupByUuid(uuid));
+            Assert.False(Directory.Exists(directory), "the partial instance folder was removed");
 
             await restarted.Client.DeleteAsync(new InstanceRequest { InstanceUuid = uuid.ToString() });
-            Assert.Equal(VmState.Deleted, (await restarted.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString(), VmState = VmState.Deleted }, deadline: DateTime.UtcNow.AddSeconds(60))).VmState);
+            Assert.Equal(VmState.Deleted, (await restarted.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString(), VmState = VmState.Deleted }, deadline: DateTime.UtcNow.Add(Bound))).VmState);
         }
         finally
         {

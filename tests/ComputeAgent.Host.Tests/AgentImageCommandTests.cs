@@ -320,52 +320,72 @@ public sealed class AgentImageCommandTests(QemuHost host)
         host.SkipIfUnavailable();
         var scratch = RepositoryPaths.CreateScratch("agent-restore-crash");
         await using var images = await ImageService.StartAsync(host.Guest, scratch);
+
+        // Zero: stops destroy at once, so no stop waits for a guest to boot far enough to see ACPI.
         var settings = new Dictionary<string, string>
         {
             ["LibvirtUri"] = QemuHost.Uri,
             ["ImageServiceUrl"] = images.Url,
-            ["GracefulStopTimeoutSeconds"] = "30",
+            ["GracefulStopTimeoutSeconds"] = "0",
             ["ReclaimInstanceIntervalSeconds"] = "3600",
         };
         using var libvirt = LibvirtConnection.Open(QemuHost.Uri);
         var uuid = Guid.NewGuid();
         var request = new InstanceRequest { InstanceUuid = uuid.ToString() };
         var get = new GetInstanceRequest { InstanceUuid = uuid.ToString() };
+        var directory = Path.Combine(scratch, "instances", uuid.ToString());
         try
         {
-            var agent = await AgentProcess.StartAsync(settings, scratch);
-            using (var walk = new InstanceWalk(agent, libvirt, uuid))
+            // Restore held at the guest's start (libvirtd never gets it), the agent killed there.
+            await using (var proxy = new LibvirtProxy())
             {
-                await walk.SpawnAsync(images.ImageId);
-                await walk.BootedAsync(host.Guest.ReadyLine);
-                await walk.ExpectAsync(async () => (await agent.Client.SoftDeleteAsync(request)).Instance, [(VmState.Active, TaskState.SoftDeleting), (VmState.SoftDeleted, TaskState.None)], DomainState.Shutoff);
+                var agent = await AgentProcess.StartAsync(new Dictionary<string, string>(settings) { ["LibvirtUri"] = proxy.Uri }, scratch);
+                using (var walk = new InstanceWalk(agent, libvirt, uuid))
+                {
+                    await walk.SpawnAsync(images.ImageId);
+                    await walk.ExpectAsync(async () => (await agent.Client.SoftDeleteAsync(request)).Instance, [(VmState.Active, TaskState.SoftDeleting), (VmState.SoftDeleted, TaskState.None)], DomainState.Shutoff);
+                }
+
+                proxy.Hold(LibvirtProcedure.DomainCreateWithFlags);
+                Assert.Equal(TaskState.Restoring, (await agent.Client.RestoreAsync(request)).Instance.TaskState);
+                await proxy.WaitHeldAsync(Bound);
+                await agent.KillAsync();
+                await agent.DisposeAsync();
             }
 
-            await agent.Client.RestoreAsync(request);
-            await agent.KillAsync();
-            await agent.DisposeAsync();
-            agent = await AgentProcess.StartAsync(settings, scratch);
-            var restored = await agent.Client.GetInstanceAsync(get);
-            Assert.Equal((VmState.Active, TaskState.None, PowerState.Running), (restored.VmState, restored.TaskState, restored.PowerState));
+            using (var domain = libvirt.LookupByUuid(uuid))
+            {
+                Assert.Equal(DomainState.Shutoff, domain.GetState().State);
+            }
 
-            await agent.Client.SoftDeleteAsync(request);
-            Assert.Equal(VmState.SoftDeleted, (await agent.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString() }, deadline: DateTime.UtcNow.Add(Bound))).VmState);
-            await agent.Client.ForceDeleteAsync(request);
-            await agent.KillAsync();
-            await agent.DisposeAsync();
+            // Force delete held at the undefine, the agent killed there.
+            await using (var proxy = new LibvirtProxy())
+            {
+                var agent = await AgentProcess.StartAsync(new Dictionary<string, string>(settings) { ["LibvirtUri"] = proxy.Uri }, scratch);
+                var restored = await agent.Client.GetInstanceAsync(get);
+                Assert.Equal((VmState.Active, TaskState.None, PowerState.Running), (restored.VmState, restored.TaskState, restored.PowerState));
+                Assert.Equal(("interrupted", "the agent stopped during restore; it was finished: the instance is ACTIVE"), (restored.Fault.Code, restored.Fault.Message));
+                using (var domain = libvirt.LookupByUuid(uuid))
+                {
+                    Assert.Equal(DomainState.Running, domain.GetState().State);
+                }
+
+                await agent.Client.SoftDeleteAsync(request);
+                Assert.Equal(VmState.SoftDeleted, (await agent.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString(), VmState = VmState.SoftDeleted }, deadline: DateTime.UtcNow.Add(Bound))).VmState);
+                proxy.Hold(LibvirtProcedure.DomainUndefineFlags);
+                Assert.Equal(TaskState.Deleting, (await agent.Client.ForceDeleteAsync(request)).Instance.TaskState);
+                await proxy.WaitHeldAsync(Bound);
+                await agent.KillAsync();
+                await agent.DisposeAsync();
+            }
+
+            Assert.NotNull(libvirt.TryLookupByUuid(uuid));
+            Assert.True(Directory.Exists(directory));
             await using var restarted = await AgentProcess.StartAsync(settings, scratch);
-            try
-            {
-                var deleted = await restarted.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString(), VmState = VmState.Deleted }, deadline: DateTime.UtcNow.Add(Bound));
-                Assert.Equal(VmState.Deleted, deleted.VmState);
-            }
-            catch (RpcException gone) when (gone.StatusCode == StatusCode.NotFound)
-            {
-                // The delete had finished before the kill: a restarted agent no longer lists deleted instances.
-            }
-
+            var deleted = await restarted.Client.GetInstanceAsync(get);
+            Assert.Equal((VmState.Deleted, TaskState.None, PowerState.Nostate), (deleted.VmState, deleted.TaskState, deleted.PowerState));
             Assert.Null(libvirt.TryLookupByUuid(uuid));
-            Assert.False(Directory.Exists(Path.Combine(scratch, "instances", uuid.ToString())));
+            Assert.False(Directory.Exists(directory));
         }
         finally
         {
