@@ -28,9 +28,10 @@ public sealed partial class InstanceEngine
                 {
                     await RecoverTaskAsync(slot, entry, powers, cancellationToken).ConfigureAwait(false);
                 }
-                catch (Exception ex) when (ex is LibvirtException or IOException or UnauthorizedAccessException or InvalidOperationException)
+                catch (Exception ex) when (ex is LibvirtException or IOException or UnauthorizedAccessException or InvalidOperationException or InvalidInstanceSpecException)
                 {
-                    // One instance that cannot be settled must not keep the agent from serving the others.
+                    // One instance that cannot be settled must not keep the agent from serving the
+                    // others (a record the builder now refuses, too: it failed the whole start).
                     await FailRecoveryAsync(slot, entry, ex, cancellationToken).ConfigureAwait(false);
                 }
             }

@@ -176,6 +176,30 @@ public sealed class EngineRecoveryTests : IAsyncLifetime
         await harness.WaitForAsync(other, VmState.Paused, TaskState.None, PowerState.Paused);
     }
 
+    [Fact]
+    public async Task A_rollback_whose_recorded_spec_no_longer_builds_fails_that_instance_and_the_agent_still_starts()
+    {
+        var (broken, other) = (defined[0], defined[1]);
+        var spec = harness.Engine.Find(broken)!.Spec;
+        await harness.RestartAsync(async store =>
+        {
+            // A record the domain XML builder now refuses (a kernel image as the root disk), caught in a rescue.
+            await store.CommitAsync(new StateChange(broken, VmState.Active, TaskState.Rescuing, PowerState.Running, "rescue accepted")
+            {
+                Spec = spec with { Image = new Model.ImageMeta(ImageId, "aki", "aki") },
+                Journal = JournalChange.Set(InstanceCommand.Rescue, new Dictionary<string, string>()),
+            });
+        });
+
+        var record = harness.Engine.Find(broken)!;
+        Assert.Equal((VmState.Error, TaskState.None, PowerState.Running), (record.VmState, record.TaskState, record.PowerState));
+        Assert.Empty(await harness.Store.ListJournalAsync());
+        var fault = (await harness.Store.ListFaultsAsync(broken))[^1];
+        Assert.Equal("recovery_failed", fault.Code);
+        Assert.Contains("image.disk_format", fault.Message, StringComparison.Ordinal);
+        Assert.Equal((VmState.Active, PowerState.Running), (harness.Engine.Find(other)!.VmState, harness.Engine.Find(other)!.PowerState));
+    }
+
     /// <summary>The evidence every settled recovery leaves: the states, no journal entry, the "interrupted" fault with its exact message.</summary>
     private async Task AssertSettledAsync(Guid uuid, (VmState Vm, PowerState Power) expected, string fault)
     {
