@@ -20,7 +20,8 @@ public enum LibvirtProcedure
 /// </summary>
 public sealed class LibvirtProxy : IAsyncDisposable
 {
-    private const string LibvirtdSocket = "/var/run/libvirt/libvirt-sock";
+    // The monolithic libvirtd's socket (what test.sh starts), else the modular QEMU daemon's.
+    private static readonly string LibvirtdSocket = File.Exists("/var/run/libvirt/libvirt-sock") ? "/var/run/libvirt/libvirt-sock" : "/var/run/libvirt/virtqemud-sock";
     private const uint RemoteProgram = 0x20008086;
     private const int CallType = 0;
     private readonly Socket listener = new(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
