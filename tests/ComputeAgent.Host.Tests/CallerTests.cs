@@ -5,10 +5,6 @@ using ComputeAgent.Testing;
 using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 using Xunit;
 
 namespace ComputeAgent.Host.Tests;
@@ -147,29 +143,15 @@ public sealed class CallerTests
     [Fact]
     public async Task With_keystone_a_token_it_validates_gets_through_and_is_asked_about_once_within_the_cache_time()
     {
-        // Keystone's token validation API as the agent uses it (GET /v3/auth/tokens, X-Auth-Token
-        // the agent's own, X-Subject-Token the caller's); a real Keystone needs a database and a WSGI server.
         var scratch = RepositoryPaths.CreateScratch("callers-keystone");
-        var asked = 0;
-        var keystonePort = TestController.FreePort();
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls($"http://127.0.0.1:{keystonePort}");
-        await using var keystone = builder.Build();
-        keystone.MapGet("/v3/auth/tokens", (HttpRequest request) =>
-        {
-            Interlocked.Increment(ref asked);
-            return request.Headers["X-Auth-Token"] != "agent-service-token" ? Results.StatusCode(401)
-                : request.Headers["X-Subject-Token"] == "user-token" ? Results.Json(new { token = new { expires_at = DateTime.UtcNow.AddHours(1).ToString("O") } })
-                : Results.NotFound();
-        });
-        await keystone.StartAsync();
+        await using var keystone = await KeystoneStandIn.StartAsync("agent-service-token");
+        keystone.Add("user-token", DateTimeOffset.UtcNow.AddHours(1));
         var serviceToken = Path.Combine(scratch, "service-token");
         await File.WriteAllTextAsync(serviceToken, "agent-service-token\n");
         var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
         {
             ["LibvirtUri"] = "test:///default",
-            ["Callers:KeystoneUrl"] = $"http://127.0.0.1:{keystonePort}",
+            ["Callers:KeystoneUrl"] = keystone.Url,
             ["Callers:KeystoneServiceTokenFile"] = serviceToken,
         }, scratch);
         try
@@ -180,9 +162,8 @@ public sealed class CallerTests
 
             var good = new Metadata { { "authorization", "Bearer user-token" } };
             Assert.Equal(16, (await agent.Client.GetHostAsync(new GetHostRequest(), good)).Cpus);
-            var afterFirst = asked;
             Assert.Equal(16, (await agent.Client.GetHostAsync(new GetHostRequest(), good)).Cpus);
-            Assert.Equal(afterFirst, asked);
+            Assert.Equal(1, keystone.Asked("user-token"));
 
             // Keystone gone: a token not in the cache cannot be checked, and the caller is told to retry.
             await keystone.StopAsync();

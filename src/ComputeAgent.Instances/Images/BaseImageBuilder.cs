@@ -193,7 +193,7 @@ internal sealed class BaseImageBuilder
         QemuImageInfo info;
         try
         {
-            info = QemuImageInfo.Parse(await QemuImg.InspectJsonAsync(path, timeout.Token).ConfigureAwait(false));
+            info = QemuImageInfo.Parse(await QemuImg.InspectJsonAsync(path, timeout.Token, options.QemuImgProgram).ConfigureAwait(false));
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
@@ -253,7 +253,7 @@ internal sealed class BaseImageBuilder
         QemuImageCheck check;
         try
         {
-            check = await QemuImg.CheckAsync(path, format, timeout).ConfigureAwait(false);
+            check = await QemuImg.CheckAsync(path, format, timeout, options.QemuImgProgram).ConfigureAwait(false);
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
@@ -275,14 +275,14 @@ internal sealed class BaseImageBuilder
         timeout.CancelAfter(options.ConvertTimeout);
         try
         {
-            await QemuImg.ConvertAsync(source, format, target, ImageFormats.Cache, timeout.Token).ConfigureAwait(false);
+            await QemuImg.ConvertAsync(source, format, target, ImageFormats.Cache, timeout.Token, options.QemuImgProgram).ConfigureAwait(false);
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
             throw new ImageServiceException(
                 ImageServiceErrorKind.Timeout,
                 image.Id,
-                $"converting it from {format} to qcow2 took longer than {options.ConvertTimeout}; raise image_cache.convert_timeout or check the disk's speed",
+                $"converting it from {format} to qcow2 took longer than {options.ConvertTimeout.TotalSeconds:0.###} s; raise image_cache.convert_timeout or check the disk's speed",
                 e);
         }
     }

@@ -30,6 +30,12 @@ public sealed record ImageCacheOptions
     /// <summary>How long converting one image to qcow2 may take.</summary>
     public TimeSpan ConvertTimeout { get; init; } = TimeSpan.FromMinutes(30);
 
+    /// <summary>
+    /// The qemu-img that inspects, checks and converts downloads. Tests name a stand-in that hangs:
+    /// the inspect and convert timeouts are otherwise reached only by crafted images.
+    /// </summary>
+    internal string QemuImgProgram { get; init; } = QemuImg.Program;
+
     /// <summary>The clock of last-use times.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

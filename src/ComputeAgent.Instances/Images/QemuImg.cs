@@ -5,10 +5,13 @@ namespace ComputeAgent.Instances.Images;
 /// <summary>qemu-img, the one program the agent shells out to (design.md §1.5).</summary>
 public static class QemuImg
 {
+    /// <summary>The program run when none is named: qemu-img from the PATH.</summary>
+    public const string Program = "qemu-img";
+
     private const string Prlimit = "/usr/bin/prlimit";
 
     // Nova's limits for qemu-img on untrusted images: 1 GiB of address space, 30 s of CPU.
-    private static readonly string[] InspectLimits = ["--as=1073741824", "--cpu=30", "--", "qemu-img"];
+    private static readonly string[] InspectLimits = ["--as=1073741824", "--cpu=30", "--"];
 
     /// <summary>A qcow2 overlay on <paramref name="baseImage"/>, grown to <paramref name="sizeBytes"/> when given (never shrunk below the base).</summary>
     public static Task CreateOverlayAsync(string baseImage, string baseFormat, string overlay, long? sizeBytes, CancellationToken cancellationToken)
@@ -35,29 +38,29 @@ public static class QemuImg
     /// disguised image shows what it really is), under the limits Nova uses: a crafted image can
     /// make qemu-img eat memory or spin.
     /// </summary>
-    public static Task<string> InspectJsonAsync(string image, CancellationToken cancellationToken) =>
-        RunAsync(["info", "--output=json", image], cancellationToken, limited: true);
+    public static Task<string> InspectJsonAsync(string image, CancellationToken cancellationToken, string program = Program) =>
+        RunAsync(["info", "--output=json", image], cancellationToken, limited: true, program);
 
     /// <summary>
     /// <c>qemu-img check --output=json</c> of an untrusted image read as <paramref name="format"/>
     /// (never probed), under the same limits as <see cref="InspectJsonAsync"/>: qemu-img info reads
     /// only the header, so a truncated or damaged image passes it; check walks the metadata.
     /// </summary>
-    internal static async Task<QemuImageCheck> CheckAsync(string image, string format, CancellationToken cancellationToken)
+    internal static async Task<QemuImageCheck> CheckAsync(string image, string format, CancellationToken cancellationToken, string program = Program)
     {
         List<string> arguments = ["check", "--output=json", "-f", format, image];
         var (exitCode, output, error) = File.Exists(Prlimit)
-            ? await HostTool.RunToExitAsync(Prlimit, [.. InspectLimits, .. arguments], "qemu-utils", cancellationToken).ConfigureAwait(false)
-            : await HostTool.RunToExitAsync("qemu-img", arguments, "qemu-utils", cancellationToken).ConfigureAwait(false);
+            ? await HostTool.RunToExitAsync(Prlimit, [.. InspectLimits, program, .. arguments], "qemu-utils", cancellationToken).ConfigureAwait(false)
+            : await HostTool.RunToExitAsync(program, arguments, "qemu-utils", cancellationToken).ConfigureAwait(false);
         return QemuImageCheck.From(exitCode, output, error);
     }
 
     /// <summary>Writes <paramref name="source"/> (read as <paramref name="sourceFormat"/>, never probed) to a new <paramref name="target"/> image.</summary>
-    public static Task ConvertAsync(string source, string sourceFormat, string target, string targetFormat, CancellationToken cancellationToken) =>
-        RunAsync(["convert", "-q", "-f", sourceFormat, "-O", targetFormat, source, target], cancellationToken);
+    public static Task ConvertAsync(string source, string sourceFormat, string target, string targetFormat, CancellationToken cancellationToken, string program = Program) =>
+        RunAsync(["convert", "-q", "-f", sourceFormat, "-O", targetFormat, source, target], cancellationToken, program: program);
 
-    private static Task<string> RunAsync(List<string> arguments, CancellationToken cancellationToken, bool limited = false) =>
+    private static Task<string> RunAsync(List<string> arguments, CancellationToken cancellationToken, bool limited = false, string program = Program) =>
         limited && File.Exists(Prlimit)
-            ? HostTool.RunAsync(Prlimit, [.. InspectLimits, .. arguments], "qemu-utils", cancellationToken, label: "qemu-img " + arguments[0])
-            : HostTool.RunAsync("qemu-img", arguments, "qemu-utils", cancellationToken, label: "qemu-img " + arguments[0]);
+            ? HostTool.RunAsync(Prlimit, [.. InspectLimits, program, .. arguments], "qemu-utils", cancellationToken, label: "qemu-img " + arguments[0])
+            : HostTool.RunAsync(program, arguments, "qemu-utils", cancellationToken, label: "qemu-img " + arguments[0]);
 }

@@ -1,7 +1,6 @@
 using ComputeAgent.Instances.Engine;
 using ComputeAgent.Instances.StateModel;
 using ComputeAgent.Instances.Tests.DomainXml;
-using ComputeAgent.Instances.Tests.Store;
 using ComputeAgent.Libvirt;
 using ComputeAgent.Testing;
 using Xunit;

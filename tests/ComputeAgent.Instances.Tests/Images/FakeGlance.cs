@@ -99,6 +99,9 @@ internal sealed class FakeGlance : IAsyncDisposable
     /// <summary>Uploads (<c>PUT /v2/images/{id}/file</c>) wait for this before reading the data.</summary>
     public TaskCompletionSource? UploadGate { get; set; }
 
+    /// <summary>Answer uploads with this status instead of storing the data (a Glance whose store fails).</summary>
+    public HttpStatusCode? UploadStatus { get; set; }
+
     /// <summary>Set when an upload has arrived (and waits at <see cref="UploadGate"/>).</summary>
     public TaskCompletionSource UploadStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -298,6 +301,11 @@ internal sealed class FakeGlance : IAsyncDisposable
             await (UploadGate?.Task ?? Task.CompletedTask).WaitAsync(context.RequestAborted);
             using var data = new MemoryStream();
             await context.Request.Body.CopyToAsync(data, context.RequestAborted);
+            if (UploadStatus is { } status)
+            {
+                return Results.StatusCode((int)status);
+            }
+
             images[id] = new FakeImage { Id = id, Data = data.ToArray(), Name = image.Name, DiskFormat = image.DiskFormat };
             return Results.NoContent();
         }

@@ -1,5 +1,5 @@
 using ComputeAgent.Instances.Images;
-using ComputeAgent.Instances.Tests.Store;
+using ComputeAgent.Testing;
 using Xunit;
 
 namespace ComputeAgent.Instances.Tests.Images;

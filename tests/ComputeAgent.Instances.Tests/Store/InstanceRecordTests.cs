@@ -1,6 +1,7 @@
 using ComputeAgent.Instances.StateModel;
 using ComputeAgent.Instances.Store;
 using ComputeAgent.Instances.Tests.DomainXml;
+using ComputeAgent.Testing;
 using Xunit;
 
 namespace ComputeAgent.Instances.Tests.Store;
