@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.RegularExpressions;
 using ComputeAgent.Testing;
 using Xunit;
@@ -6,8 +8,9 @@ namespace ComputeAgent.Host.Tests;
 
 /// <summary>
 /// README stays a page a newcomer reads in minutes, its links lead somewhere, the documents it
-/// links are the ones whose commands are run (<see cref="ReadmeGrpcurlTests"/>), and the API
-/// reference, the proto's comments, covers every message, field, rpc and enum value.
+/// links are the ones whose commands are run (<see cref="ReadmeGrpcurlTests"/>), the operations
+/// guide's certificate recipe works as written, and the API reference, the proto's comments,
+/// covers every message, field, rpc and enum value.
 /// </summary>
 public sealed partial class DocumentationTests
 {
@@ -94,6 +97,43 @@ public sealed partial class DocumentationTests
         Assert.Contains("\"$here/compute-agent.json.5\"", build, StringComparison.Ordinal);
         Assert.Contains("\"$here/operations.md\"", build, StringComparison.Ordinal);
         Assert.DoesNotContain("compute-agent-cli.1\"", build, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_operations_guides_certificate_recipe_runs_as_written_and_makes_a_host_certificate_for_both_ends()
+    {
+        var guide = File.ReadAllLines(Documents.PathOf("packaging/operations.md"));
+        var heading = Array.FindIndex(guide, l => l.StartsWith("## Issuing the certificates", StringComparison.Ordinal));
+        Assert.True(heading > 0, "packaging/operations.md has no section \"Issuing the certificates\"");
+        var open = Array.FindIndex(guide, heading, l => l == "```sh");
+        var close = Array.FindIndex(guide, open + 1, l => l == "```");
+        var shownOutput = guide[(close + 2)..Array.FindIndex(guide, close + 2, l => l == "```")];
+        Assert.Equal("```", guide[close + 1]);
+
+        var scratch = RepositoryPaths.CreateScratch("certificate-recipe");
+        try
+        {
+            var script = $"cd '{scratch}'\n" + string.Join('\n', guide[(open + 1)..close]) + "\n";
+            var run = await ProcessRunner.RunAsync("bash", ["-euo", "pipefail", "-c", script], TimeSpan.FromMinutes(1));
+            Assert.True(run.ExitCode == 0, $"the recipe failed: {run.StandardError}");
+            Assert.Equal(shownOutput, run.StandardOutput.TrimEnd('\n').Split('\n'));
+
+            // One host certificate is the link's client certificate and the TCP listener's server certificate.
+            using var ca = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(scratch, "ca.pem")));
+            using var agent = X509Certificate2.CreateFromPemFile(Path.Combine(scratch, "agent.pem"), Path.Combine(scratch, "agent.key"));
+            var usages = agent.Extensions.OfType<X509EnhancedKeyUsageExtension>().Single().EnhancedKeyUsages.Cast<Oid>().Select(o => o.Value);
+            Assert.Equal(["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"], usages.Order(StringComparer.Ordinal));
+            Assert.True(agent.MatchesHostname("host-1.example"));
+            using var chain = new X509Chain();
+            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+            chain.ChainPolicy.CustomTrustStore.Add(ca);
+            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+            Assert.True(chain.Build(agent), string.Join("; ", chain.ChainStatus.Select(c => c.StatusInformation)));
+        }
+        finally
+        {
+            RepositoryPaths.DeleteScratch(scratch);
+        }
     }
 
     [Theory]
