@@ -49,7 +49,7 @@ fi
 log "staging tree $stage"
 rm -rf "$stage"
 install -d -m 0755 "$stage/DEBIAN" "$stage/$libdir" "$stage/usr/bin" "$stage/lib/systemd/system" \
-  "$stage/etc/$package" "$stage/$docdir" "$stage/usr/share/man/man8"
+  "$stage/etc/$package" "$stage/$docdir" "$stage/usr/share/man/man8" "$stage/usr/share/man/man5"
 
 cp -R "$publish/." "$stage/$libdir/"
 # LTTng tracing provider: links liblttng-ust.so.0, which Debian 12 does not ship (it has .so.1);
@@ -71,8 +71,12 @@ install -d -m 0755 "$stage/usr/share/lintian/overrides"
 install -m 0644 "$here/debian/lintian-overrides" "$stage/usr/share/lintian/overrides/$package"
 # A native package (the packaging lives with the code, one version): changelog.gz.
 gzip -9n <"$here/debian/changelog" >"$stage/$docdir/changelog.gz"
+gzip -9n <"$here/operations.md" >"$stage/$docdir/operations.md.gz"
+# compute-agent-cli(1) stays in packaging/: the CLI is not in this package.
 gzip -9n <"$here/compute-agent.8" >"$stage/usr/share/man/man8/compute-agent.8.gz"
-chmod 0644 "$stage/$docdir/changelog.gz" "$stage/usr/share/man/man8/compute-agent.8.gz"
+gzip -9n <"$here/compute-agent.json.5" >"$stage/usr/share/man/man5/compute-agent.json.5.gz"
+chmod 0644 "$stage/$docdir/changelog.gz" "$stage/$docdir/operations.md.gz" \
+  "$stage/usr/share/man/man8/compute-agent.8.gz" "$stage/usr/share/man/man5/compute-agent.json.5.gz"
 
 for script in postinst prerm postrm; do
   install -m 0755 "$here/debian/$script" "$stage/DEBIAN/$script"

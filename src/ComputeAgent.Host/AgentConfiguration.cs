@@ -92,7 +92,7 @@ public static class AgentConfiguration
         {
             if (!properties.TryGetValue(child.Key, out var property))
             {
-                warnings.Add($"{child.Path} ({Origin(root, child)}) is not a setting and is ignored; the settings are listed in {DefaultFile} as packaged and in README");
+                warnings.Add($"{child.Path} ({Origin(root, child)}) is not a setting and is ignored; the settings are listed in {DefaultFile} as packaged and in man compute-agent.json");
                 continue;
             }
 

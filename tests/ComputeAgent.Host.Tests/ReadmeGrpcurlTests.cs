@@ -1,4 +1,3 @@
-using System.Text;
 using ComputeAgent.Api.V1;
 using ComputeAgent.Testing;
 using Google.Protobuf;
@@ -10,7 +9,8 @@ using Xunit;
 namespace ComputeAgent.Host.Tests;
 
 /// <summary>
-/// README's grpcurl commands, exactly as written, against a real agent and real guests. grpcurl is
+/// The grpcurl commands of README, the documents it links and the man pages (<see cref="Documents"/>),
+/// exactly as written, against a real agent and real guests. grpcurl is
 /// not packaged in Debian 12, so bash expands each command as a shell would (quotes, line
 /// continuations, $(base64 -w0 user-data)) into a grpcurl function that hands over its arguments,
 /// and <see cref="CallAsync"/> does what grpcurl does with them: list and describe through server
@@ -26,13 +26,16 @@ public sealed class ReadmeGrpcurlTests(QemuHost host)
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(120);
 
     [SkippableFact]
-    public async Task Every_grpcurl_command_readme_shows_is_answered_by_a_real_agent()
+    public async Task Every_grpcurl_command_the_documents_show_is_answered_by_a_real_agent()
     {
         host.SkipIfUnavailable();
-        var commands = ReadmeCommands("grpcurl");
+        var shown = Documents.Commands("grpcurl");
+        var commands = shown.Select(c => c.Command).ToList();
 
-        // list, describe, two spawns and the watch at least: README has lost none of them unnoticed.
-        Assert.True(commands.Count >= 5, "README's grpcurl commands:\n" + string.Join("\n", commands));
+        // README's list, describe, spawn and watch come first (the watch's snapshot is that spawn's
+        // guest); the config-drive spawn of src/README.md and the operators' list follow.
+        Assert.Equal(["README.md", "README.md", "README.md", "README.md"], shown.Take(4).Select(c => c.Document));
+        Assert.True(commands.Count >= 5, "the documents' grpcurl commands:\n" + string.Join("\n", commands));
         var scratch = RepositoryPaths.CreateScratch("readme-grpcurl");
         var imageDirectory = Path.Combine(scratch, "images");
         Directory.CreateDirectory(imageDirectory);
@@ -42,7 +45,7 @@ public sealed class ReadmeGrpcurlTests(QemuHost host)
             await File.WriteAllTextAsync(Path.Combine(imageDirectory, id + ".qcow2.json"), $"{{\"id\": \"{id}\"}}");
         }
 
-        // The user data file README's second spawn reads with $(base64 -w0 user-data).
+        // The user data file the config-drive spawn (src/README.md) reads with $(base64 -w0 user-data).
         await File.WriteAllTextAsync(Path.Combine(scratch, "user-data"), "#!/bin/sh\necho readme user data\n");
         var images = await ImageService.StartAsync(imageDirectory);
         var agents = new List<AgentProcess>();
@@ -115,7 +118,7 @@ public sealed class ReadmeGrpcurlTests(QemuHost host)
                 Assert.Equal("3f2c8a6e-0d1b-4c1e-9a52-7b6f1e0c2d4a", first.InstanceUuid);
                 break;
             default:
-                Assert.Fail($"README shows a grpcurl call this test does not check yet: {command}");
+                Assert.Fail($"a document shows a grpcurl call this test does not check yet: {command}");
                 break;
         }
     }
@@ -211,78 +214,5 @@ public sealed class ReadmeGrpcurlTests(QemuHost host)
         var result = await ProcessRunner.RunAsync("bash", ["-euo", "pipefail", "-c", script], TimeSpan.FromSeconds(30));
         Assert.True(result.ExitCode == 0, $"bash could not expand {command}: {result.StandardError}");
         return [.. result.StandardOutput.Split('\0', StringSplitOptions.None)[..^1]];
-    }
-
-    /// <summary>
-    /// Every command line in README's fenced code blocks that starts with <paramref name="program"/>:
-    /// a line ending in '\' or inside an open single quote continues on the next.
-    /// </summary>
-    internal static List<string> ReadmeCommands(string program)
-    {
-        var commands = new List<string>();
-        var inBlock = false;
-        var current = new StringBuilder();
-        foreach (var line in File.ReadLines(Path.Combine(RepositoryPaths.Root, "README.md")))
-        {
-            if (line.TrimStart().StartsWith("```", StringComparison.Ordinal))
-            {
-                inBlock = !inBlock;
-                current.Clear();
-                continue;
-            }
-
-            if (!inBlock)
-            {
-                continue;
-            }
-
-            current.Append(line).Append('\n');
-            var text = current.ToString();
-            if (InsideQuotes(text) || line.EndsWith('\\'))
-            {
-                continue;
-            }
-
-            if (text.StartsWith(program + " ", StringComparison.Ordinal))
-            {
-                commands.Add(text.TrimEnd('\n'));
-            }
-
-            current.Clear();
-        }
-
-        return commands;
-    }
-
-    /// <summary>Whether shell text ends inside a quoted string (a comment's apostrophe does not count).</summary>
-    private static bool InsideQuotes(string text)
-    {
-        var quote = '\0';
-        for (var i = 0; i < text.Length; i++)
-        {
-            var c = text[i];
-            if (quote == '\'')
-            {
-                quote = c == '\'' ? '\0' : quote;
-            }
-            else if (c == '\\')
-            {
-                i++;
-            }
-            else if (quote == '"')
-            {
-                quote = c == '"' ? '\0' : quote;
-            }
-            else if (c is '\'' or '"')
-            {
-                quote = c;
-            }
-            else if (c == '#' && (i == 0 || char.IsWhiteSpace(text[i - 1])))
-            {
-                i = text.IndexOf('\n', i) is var end and >= 0 ? end : text.Length;
-            }
-        }
-
-        return quote != '\0';
     }
 }

@@ -6,7 +6,7 @@ namespace ComputeAgent.Testing;
 
 /// <summary>
 /// A throw-away CA and the certificates it signs, written as PEM files the way an operator's
-/// openssl commands would (README: "Certificates"), for mutual TLS between agent, controller and callers.
+/// openssl commands would (packaging/operations.md: "Issuing the certificates"), for mutual TLS between agent, controller and callers.
 /// </summary>
 public sealed class TestCertificates
 {

@@ -95,8 +95,10 @@ install)
   check "/usr/bin/compute-agent leads to it" test "$(readlink -f /usr/bin/compute-agent)" = /usr/lib/compute-agent/compute-agent
   check "the unit is at $unit" test -f "$unit"
   check "agent.json is a conffile" grep -q '/etc/compute-agent/agent.json' <(dpkg-query -W -f='${Conffiles}' "$package")
-  check "copyright, changelog and man page are installed" \
-    test -f /usr/share/doc/compute-agent/copyright -a -f /usr/share/doc/compute-agent/changelog.gz -a -f /usr/share/man/man8/compute-agent.8.gz
+  check "copyright, changelog, operations guide and man pages are installed" \
+    test -f /usr/share/doc/compute-agent/copyright -a -f /usr/share/doc/compute-agent/changelog.gz \
+    -a -f /usr/share/doc/compute-agent/operations.md.gz -a -f /usr/share/man/man8/compute-agent.8.gz \
+    -a -f /usr/share/man/man5/compute-agent.json.5.gz
   if command -v systemd-analyze >/dev/null; then
     # Only what it says of our unit counts: it also loads every installed unit, and other
     # packages' units (Debian's keystone.service names itself in After=) have their own warnings.

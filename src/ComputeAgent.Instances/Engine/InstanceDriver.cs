@@ -181,7 +181,7 @@ public sealed class InstanceDriver
 
     /// <summary>
     /// The spec with this admin password (null: none). Spawn and rebuild hand the password to the
-    /// config drive only; the spec the store keeps has none (README "Files and permissions").
+    /// config drive only; the spec the store keeps has none (packaging/operations.md, "Files and permissions").
     /// </summary>
     public static InstanceSpec WithAdminPassword(InstanceSpec spec, string? password)
     {

@@ -10,7 +10,7 @@ public sealed record FlavorExtraSpecs
 {
     public static readonly FlavorExtraSpecs Empty = new();
 
-    /// <summary>Every key this parser accepts, for the README table and error messages.</summary>
+    /// <summary>Every key this parser accepts, for the flavor extra specs table of src/README.md and error messages.</summary>
     public static readonly IReadOnlyList<string> SupportedKeys =
     [
         "hw:cpu_policy", "hw:cpu_sockets", "hw:cpu_cores", "hw:cpu_threads",

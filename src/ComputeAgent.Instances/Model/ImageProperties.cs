@@ -8,7 +8,7 @@ public sealed record ImageProperties
 {
     public static readonly ImageProperties Empty = new();
 
-    /// <summary>Every property this parser reads, for the README table.</summary>
+    /// <summary>Every property this parser reads, for the image properties table of src/README.md.</summary>
     public static readonly IReadOnlyList<string> SupportedKeys =
     [
         "hw_disk_bus", "hw_cdrom_bus", "hw_scsi_model", "hw_vif_model", "hw_machine_type", "hw_firmware_type",
