@@ -37,8 +37,8 @@ public sealed class ImageCacheTests : IAsyncLifetime
         Assert.Equal("qcow2", JsonDocument.Parse(await TestImages.QemuImgAsync("info", "--output=json", cached.Path)).RootElement.GetProperty("format").GetString());
 
         // QEMU runs as libvirt-qemu: files 0644, directory 0755.
-        Assert.Equal(ImageCacheFiles.ImageMode, File.GetUnixFileMode(cached.Path));
-        Assert.Equal(ImageCacheFiles.DirectoryMode, File.GetUnixFileMode(images.CacheDirectory));
+        Assert.Equal(TestImages.Octal("644"), File.GetUnixFileMode(cached.Path));
+        Assert.Equal(TestImages.Octal("755"), File.GetUnixFileMode(images.CacheDirectory));
         Assert.Equal([image.Id, $"{image.Id}.info"], images.CacheFiles());
 
         // Cached: no token needed, no request made, same answer.
@@ -80,7 +80,7 @@ public sealed class ImageCacheTests : IAsyncLifetime
         await File.WriteAllBytesAsync(rawFile, raw);
         var compare = await ProcessRunner.RunAsync("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", rawFile, cached.Path], TimeSpan.FromSeconds(30));
         Assert.True(compare.ExitCode == 0, compare.StandardOutput + compare.StandardError);
-        Assert.Equal(ImageCacheFiles.ImageMode, File.GetUnixFileMode(cached.Path));
+        Assert.Equal(TestImages.Octal("644"), File.GetUnixFileMode(cached.Path));
         Assert.Equal([image.Id, $"{image.Id}.info"], images.CacheFiles());
         Assert.Equal("raw", cached.Meta.DiskFormat);
     }
@@ -413,7 +413,7 @@ public sealed class ImageCacheTests : IAsyncLifetime
         Assert.Equal(data, await File.ReadAllBytesAsync(cached.Path));
         Assert.Equal(cache.PathOf(image.Id), cached.Path);
         Assert.Equal(format, cached.Meta.DiskFormat);
-        Assert.Equal(ImageCacheFiles.ImageMode, File.GetUnixFileMode(cached.Path));
+        Assert.Equal(TestImages.Octal("644"), File.GetUnixFileMode(cached.Path));
     }
 
     [Fact]

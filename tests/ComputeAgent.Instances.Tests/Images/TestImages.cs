@@ -63,6 +63,9 @@ internal sealed class TestImages : IDisposable
             ? [.. Directory.EnumerateFiles(CacheDirectory, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(CacheDirectory, f)).Order(StringComparer.Ordinal)]
             : [];
 
+    /// <summary>A file mode as chmod writes it, e.g. "644".</summary>
+    public static UnixFileMode Octal(string mode) => (UnixFileMode)Convert.ToInt32(mode, 8);
+
     /// <summary>Polls a condition that something else makes true; 10 s bounds a hung test, it is not a speed check.</summary>
     public static async Task WaitUntilAsync(Func<bool> condition)
     {
