@@ -135,11 +135,16 @@ public sealed class AgentImageCommandTests(QemuHost host)
             await EventWaits.WaitForConsoleLineAsync(Path.Combine(scratch, "instances", uuid.ToString(), "console.log"), $"{host.Guest.PasswordLinePrefix} root {sha}", Bound);
             walk.Skip(2);
 
-            // With a guest agent the live snapshot freezes the guest's file systems around the cut.
+            // With a guest agent the live snapshot freezes the guest's file systems around the cut:
+            // the guest agent's fsfreeze hook prints freeze, then thaw, once each.
+            var console = Path.Combine(scratch, "instances", uuid.ToString(), "console.log");
             await walk.ExpectAsync(
                 async () => (await agent.Client.SnapshotAsync(new SnapshotRequest { InstanceUuid = uuid.ToString(), Name = "snap-quiesced" })).Instance,
                 [(VmState.Active, TaskState.ImageSnapshot), (VmState.Active, TaskState.ImagePendingUpload), (VmState.Active, TaskState.ImageUploading), (VmState.Active, TaskState.None)],
                 DomainState.Running);
+            await EventWaits.WaitForConsoleLineAsync(console, $"{host.Guest.FsFreezeLinePrefix} thaw", Bound);
+            var hookLines = File.ReadAllLines(console).Select(l => l.TrimEnd('\r')).Where(l => l.StartsWith(host.Guest.FsFreezeLinePrefix, StringComparison.Ordinal));
+            Assert.Equal([$"{host.Guest.FsFreezeLinePrefix} freeze", $"{host.Guest.FsFreezeLinePrefix} thaw"], hookLines);
         }
         finally
         {

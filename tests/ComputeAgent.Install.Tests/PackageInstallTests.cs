@@ -12,7 +12,9 @@ namespace ComputeAgent.Install.Tests;
 /// The .deb on this machine, step by step (issue 7, item 5): install it, start the installed agent
 /// the way its systemd unit would (no systemd here), call it over the unit's socket, reinstall it
 /// over itself, remove and purge it. The shell side of each step is a phase of
-/// tests/install/install-test.sh; its PASS / FAIL / SKIP lines are in each test's output.
+/// tests/install/install-test.sh; its PASS / FAIL / SKIP lines are in each test's output. A step
+/// whose phase printed SKIP (a check that did not run) is reported as skipped with those lines as
+/// its reason, never as passed, once everything else in it has been checked.
 /// </summary>
 [Trait("Category", "Install")]
 [TestCaseOrderer(StepOrderer.TypeName, StepOrderer.AssemblyName)]
@@ -26,8 +28,9 @@ public sealed class PackageInstallTests(InstallTest install, ITestOutputHelper o
     {
         SkipUnlessEnabled();
         // COMPUTE_AGENT_DEB names a .deb to test; otherwise the phase builds one.
-        await RunPhaseAsync("install", TimeSpan.FromMinutes(15));
+        var notRun = await RunPhaseAsync("install", TimeSpan.FromMinutes(15));
         install.Installed = true;
+        SkipIfAnyDidNotRun(notRun);
     }
 
     [SkippableFact]
@@ -38,8 +41,9 @@ public sealed class PackageInstallTests(InstallTest install, ITestOutputHelper o
         RequireInstalled();
         var (exitCode, text) = await InstallTest.RunAsync("libvirt", [], null, TimeSpan.FromMinutes(1));
         output.WriteLine(text);
-        Skip.If(exitCode == 3, text.Trim());
+        Skip.If(exitCode == 3, SkipLines(text) is { Length: > 0 } notRun ? string.Join('\n', notRun) : text.Trim());
         Assert.True(exitCode == 0, text);
+        SkipIfAnyDidNotRun(SkipLines(text));
     }
 
     [SkippableFact]
@@ -50,7 +54,7 @@ public sealed class PackageInstallTests(InstallTest install, ITestOutputHelper o
         RequireInstalled();
         Directory.CreateDirectory(InstallTest.StateDirectory);
         using var notify = new NotifySocket(Path.Combine(InstallTest.StateDirectory, "notify.sock"));
-        await RunPhaseAsync("start", TimeSpan.FromMinutes(2), new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path });
+        var notRun = await RunPhaseAsync("start", TimeSpan.FromMinutes(2), new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path });
         try
         {
             // Type=notify: systemd considers the unit started only on READY=1.
@@ -88,10 +92,11 @@ public sealed class PackageInstallTests(InstallTest install, ITestOutputHelper o
         }
         finally
         {
-            await RunPhaseAsync("stop", TimeSpan.FromMinutes(1));
+            notRun = [.. notRun, .. await RunPhaseAsync("stop", TimeSpan.FromMinutes(1))];
         }
 
         Assert.Contains(notify.Messages, m => m.Split('\n').Contains("STOPPING=1"));
+        SkipIfAnyDidNotRun(notRun);
     }
 
     [SkippableFact]
@@ -100,7 +105,7 @@ public sealed class PackageInstallTests(InstallTest install, ITestOutputHelper o
     {
         SkipUnlessEnabled();
         RequireInstalled();
-        await RunPhaseAsync("upgrade", TimeSpan.FromMinutes(5));
+        SkipIfAnyDidNotRun(await RunPhaseAsync("upgrade", TimeSpan.FromMinutes(5)));
     }
 
     [SkippableFact]
@@ -109,20 +114,29 @@ public sealed class PackageInstallTests(InstallTest install, ITestOutputHelper o
     {
         SkipUnlessEnabled();
         RequireInstalled();
-        await RunPhaseAsync("purge", TimeSpan.FromMinutes(5));
+        var notRun = await RunPhaseAsync("purge", TimeSpan.FromMinutes(5));
         install.Installed = false;
+        SkipIfAnyDidNotRun(notRun);
     }
 
     private static void SkipUnlessEnabled() => Skip.If(InstallTest.NotEnabledReason is not null, InstallTest.NotEnabledReason);
 
     private void RequireInstalled() => Assert.True(install.Installed, "step 1 (dpkg -i) did not pass, so there is nothing to run");
 
-    private async Task RunPhaseAsync(string phase, TimeSpan timeout, IReadOnlyDictionary<string, string>? environment = null)
+    /// <summary>Runs a phase that must pass; returns its SKIP lines (the checks it did not run).</summary>
+    private async Task<string[]> RunPhaseAsync(string phase, TimeSpan timeout, IReadOnlyDictionary<string, string>? environment = null)
     {
         var (exitCode, text) = await InstallTest.RunAsync(phase, [], environment, timeout);
         output.WriteLine(text);
         Assert.True(exitCode == 0, $"install-test.sh {phase} exited {exitCode}:\n{text}");
+        return SkipLines(text);
     }
+
+    private static string[] SkipLines(string text) =>
+        [.. text.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("SKIP ", StringComparison.Ordinal))];
+
+    // Every other check of the step passed by now; the step still did not run in full, so it is no pass.
+    private static void SkipIfAnyDidNotRun(string[] notRun) => Skip.If(notRun.Length > 0, string.Join('\n', notRun));
 
     private static GrpcChannel Connect(string socketPath) =>
         GrpcChannel.ForAddress("http://compute-agent", new GrpcChannelOptions

@@ -17,6 +17,7 @@ public sealed class TestGuest
         Disk = env["GUEST_DISK"];
         DiskWithoutGuestAgent = env["GUEST_DISK_NO_GUEST_AGENT"];
         PasswordLinePrefix = env["GUEST_PASSWORD_LINE_PREFIX"];
+        FsFreezeLinePrefix = env["GUEST_FSFREEZE_LINE_PREFIX"];
         Kernel = env["GUEST_KERNEL"];
         Initrd = env["GUEST_INITRD"];
         ReadyLine = env["GUEST_READY_LINE"];
@@ -34,6 +35,9 @@ public sealed class TestGuest
 
     /// <summary>What the guest's chpasswd prints, followed by " USER SHA256-OF-PASSWORD".</summary>
     public string PasswordLinePrefix { get; }
+
+    /// <summary>What the guest agent's fsfreeze hook prints, followed by " freeze" or " thaw".</summary>
+    public string FsFreezeLinePrefix { get; }
 
     public string Kernel { get; }
 

@@ -23,7 +23,9 @@
 # When the domain has a QEMU guest-agent channel (org.qemu.guest_agent.0), the guest runs Debian's
 # qemu-ga on it before READY (unless booted with compute_agent.guest_agent=off); its chpasswd (a
 # script: busybox has none) prints "COMPUTE-AGENT-GUEST PASSWORD <user> <sha256 of the password>"
-# so a test can check that set-admin-password delivered the password byte for byte.
+# so a test can check that set-admin-password delivered the password byte for byte; its fsfreeze
+# hook prints "COMPUTE-AGENT-GUEST FSFREEZE freeze" / "... thaw" when a quiesced snapshot freezes
+# and thaws the guest's file systems through it.
 # Those three lines are written with onlcr off, so they end in a bare "\n" (kernel messages on
 # the same serial port end in "\r\n").
 #
@@ -39,6 +41,7 @@ readonly KERNEL_META_PKG=linux-image-cloud-amd64
 readonly BUSYBOX_PKG=busybox-static
 readonly QGA_PKG=qemu-guest-agent
 readonly PASSWORD_LINE_PREFIX='COMPUTE-AGENT-GUEST PASSWORD'
+readonly FSFREEZE_LINE_PREFIX='COMPUTE-AGENT-GUEST FSFREEZE'
 readonly READY_LINE='COMPUTE-AGENT-GUEST READY'
 readonly KERNEL_LINE_PREFIX='COMPUTE-AGENT-GUEST KERNEL'
 readonly POWEROFF_LINE='COMPUTE-AGENT-GUEST POWEROFF'
@@ -281,7 +284,7 @@ if ! grep -q 'compute_agent.guest_agent=off' /proc/cmdline; then
   while [ \$i -lt 20 ]; do
     for port in /sys/class/virtio-ports/*; do
       if [ "\$(cat "\$port/name" 2>/dev/null)" = org.qemu.guest_agent.0 ]; then
-        qemu-ga -d -m virtio-serial -p "/dev/\$(basename "\$port")" -f /run/qemu-ga.pid -t /run || say "COMPUTE-AGENT-GUEST QEMU-GA-FAILED"
+        qemu-ga -d -m virtio-serial -p "/dev/\$(basename "\$port")" -f /run/qemu-ga.pid -t /run --fsfreeze-hook=/etc/qemu/fsfreeze-hook || say "COMPUTE-AGENT-GUEST QEMU-GA-FAILED"
         i=20
       fi
     done
@@ -363,6 +366,17 @@ while IFS= read -r line; do
 done
 EOF
   chmod 755 "$ROOT/usr/sbin/chpasswd"
+
+  # qemu-ga runs this with "freeze" before guest-fsfreeze-freeze and "thaw" after guest-fsfreeze-thaw
+  # (its stdout is /dev/null): the console shows that a snapshot quiesced the guest.
+  mkdir -p "$ROOT/etc/qemu"
+  cat >"$ROOT/etc/qemu/fsfreeze-hook" <<EOF
+#!/bin/sh
+SERIAL=/dev/ttyS0
+[ -c \$SERIAL ] || SERIAL=/dev/console
+echo "$FSFREEZE_LINE_PREFIX \$1" >"\$SERIAL"
+EOF
+  chmod 755 "$ROOT/etc/qemu/fsfreeze-hook"
 }
 
 add_guest_agent() { # WORK: Debian's qemu-ga and the shared libraries it links, as on this Debian host
@@ -449,6 +463,7 @@ write_env() { # OUT
     env_line GUEST_DISK "$OUTDIR/disk.qcow2"
     env_line GUEST_DISK_NO_GUEST_AGENT "$OUTDIR/disk-no-guest-agent.qcow2"
     env_line GUEST_PASSWORD_LINE_PREFIX "$PASSWORD_LINE_PREFIX"
+    env_line GUEST_FSFREEZE_LINE_PREFIX "$FSFREEZE_LINE_PREFIX"
     env_line GUEST_CMDLINE "$KERNEL_CMDLINE"
     env_line GUEST_READY_LINE "$READY_LINE"
     env_line GUEST_POWEROFF_LINE "$POWEROFF_LINE"

@@ -6,14 +6,15 @@
 #   install [DEB]  build the .deb (packaging/build-deb.sh) unless DEB or $COMPUTE_AGENT_DEB names
 #                  one; dpkg -i; check files, user, group, directories, unit; rerun the postinst
 #   libvirt        can user compute-agent open qemu:///system? exit 3 (skip) when polkit is not
-#                  reachable (no system D-Bus without systemd)
+#                  reachable (no system D-Bus without systemd); the reason is kept for "start"
 #   start          start /usr/bin/compute-agent as the unit does (its User=, capabilities,
 #                  environment, RuntimeDirectory=) in the background; wait for the socket
 #   stop           SIGTERM, as systemctl stop does
 #   upgrade        edit the conffile, plant a guest disk, install the same .deb again
 #   purge          dpkg -r and dpkg -P; guest disks and the user stay
 #   cleanup        undo whatever is left (always safe to run)
-# Each check prints PASS, FAIL or SKIP; a phase exits 1 when one of its checks failed.
+# Each check prints PASS, FAIL or SKIP; a phase exits 1 when one of its checks failed. A SKIP line
+# is a check that did not run: the test reports its step as skipped, with those lines as reason.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,6 +30,12 @@ fail() {
   failures=$((failures + 1))
 }
 skip() { printf 'SKIP  %s\n' "$*"; }
+# The libvirt phase's skip, which the start phase repeats as the reason it falls back to test:///default.
+libvirt_skip() {
+  printf '%s\n' "$*" >"$state/libvirt-skip"
+  skip "$*"
+  exit 3
+}
 # check DESCRIPTION COMMAND...: PASS when the command succeeds.
 check() {
   local what=$1
@@ -162,11 +169,8 @@ install)
   ;;
 
 libvirt)
-  rm -f "$state/libvirt-ok"
-  command -v virsh >/dev/null || {
-    skip "virsh (libvirt-clients) is not installed: qemu:///system not tried"
-    exit 3
-  }
+  rm -f "$state/libvirt-ok" "$state/libvirt-skip"
+  command -v virsh >/dev/null || libvirt_skip "virsh (libvirt-clients) is not installed: qemu:///system not tried"
   set +e
   answer=$(setpriv --reuid="$package" --regid="$package" --init-groups -- virsh -c qemu:///system version 2>&1)
   code=$?
@@ -175,8 +179,7 @@ libvirt)
     pass "user compute-agent opens qemu:///system (group libvirt, polkit): ${answer//$'\n'/; }"
     touch "$state/libvirt-ok"
   elif [[ $answer == *"system bus"* || $answer == *"polkit"* || $answer == *"authentication unavailable"* ]]; then
-    skip "user compute-agent cannot reach polkit here (no system D-Bus / polkitd without systemd), so libvirtd cannot admit group libvirt: ${answer//$'\n'/; }"
-    exit 3
+    libvirt_skip "user compute-agent cannot reach polkit here (no system D-Bus / polkitd without systemd), so libvirtd cannot admit group libvirt: ${answer//$'\n'/; }"
   else
     fail "user compute-agent cannot open qemu:///system: ${answer//$'\n'/; }"
   fi
@@ -204,7 +207,7 @@ start)
   else
     # Without polkit (see the libvirt phase) the agent could not connect and would stay NOT_SERVING.
     overrides=(COMPUTE_AGENT_Agent__LibvirtUri=test:///default)
-    skip "qemu:///system not reachable as compute-agent here: the agent runs with Agent:LibvirtUri=test:///default"
+    skip "the agent runs with Agent:LibvirtUri=test:///default, not qemu:///system, because $(cat "$state/libvirt-skip" 2>/dev/null || echo "the libvirt phase did not pass")"
   fi
   # The environment systemd gives a service (plus NOTIFY_SOCKET when the caller listens on one),
   # the unit's user, supplementary groups, capabilities, NoNewPrivileges and UMask. The parent is
@@ -335,7 +338,7 @@ cleanup)
     deluser --quiet "$package" >/dev/null 2>&1 || true
     ! getent group "$package" >/dev/null || delgroup --quiet "$package" >/dev/null 2>&1 || true
   fi
-  rm -f "$state/before" "$state/deb" "$state/libvirt-ok"
+  rm -f "$state/before" "$state/deb" "$state/libvirt-ok" "$state/libvirt-skip"
   echo "cleanup: done"
   ;;
 

@@ -81,7 +81,7 @@ public sealed class GlanceClient
                 }
 
                 var content = await response.Content.ReadAsStreamAsync(timeout).ConfigureAwait(false);
-                return new ImageDataStream(imageId, response, content, options.ReadStallTimeout);
+                return new ImageDataStream(imageId, response, content, options.ReadStallTimeout, options.Time);
             }
             catch
             {
@@ -298,10 +298,10 @@ public sealed class GlanceClient
     private Task<T> WithinRequestTimeoutAsync<T>(string imageId, Uri uri, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken) =>
         WithinRequestTimeoutAsync(imageId, uri, options.RequestTimeout, call, cancellationToken);
 
-    private static async Task<T> WithinRequestTimeoutAsync<T>(string imageId, Uri uri, TimeSpan limit, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
+    private async Task<T> WithinRequestTimeoutAsync<T>(string imageId, Uri uri, TimeSpan limit, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(limit);
+        using var timer = new CancellationTokenSource(limit, options.Time);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
         try
         {
             return await call(timeout.Token).ConfigureAwait(false);

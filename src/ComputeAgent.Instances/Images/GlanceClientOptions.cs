@@ -17,6 +17,9 @@ public sealed record GlanceClientOptions
     /// <summary>How long one snapshot upload (<c>PUT /v2/images/{id}/file</c>) may take in all.</summary>
     public TimeSpan UploadTimeout { get; init; } = TimeSpan.FromHours(1);
 
+    /// <summary>The clock the timeouts run on (tests drive it by hand instead of waiting them out).</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
     public void Validate()
     {
         if (RequestTimeout <= TimeSpan.Zero)

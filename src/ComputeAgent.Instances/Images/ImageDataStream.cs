@@ -11,10 +11,12 @@ internal sealed class ImageDataStream : Stream
     private readonly HttpResponseMessage response;
     private readonly Stream content;
     private readonly TimeSpan stallTimeout;
+    private readonly TimeProvider time;
     private long received;
 
-    public ImageDataStream(string imageId, HttpResponseMessage response, Stream content, TimeSpan stallTimeout)
+    public ImageDataStream(string imageId, HttpResponseMessage response, Stream content, TimeSpan stallTimeout, TimeProvider time)
     {
+        this.time = time;
         this.imageId = imageId;
         this.response = response;
         this.content = content;
@@ -38,8 +40,8 @@ internal sealed class ImageDataStream : Stream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        stall.CancelAfter(stallTimeout);
+        using var timer = new CancellationTokenSource(stallTimeout, time);
+        using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
         try
         {
             var read = await content.ReadAsync(buffer, stall.Token).ConfigureAwait(false);

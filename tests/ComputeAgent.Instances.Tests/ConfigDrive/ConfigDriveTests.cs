@@ -56,7 +56,10 @@ public sealed class ConfigDriveTests : IDisposable
     {
         var files = ConfigDriveContent.For(Spec()).Select(f => f.Path).ToHashSet(StringComparer.Ordinal);
 
-        foreach (var version in ConfigDriveContent.OpenStackVersions.Append("latest"))
+        // Nova's OpenStack metadata versions, FOLSOM to VICTORIA (nova/api/metadata/base.py), and latest.
+        string[] versions = ["2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15", "2016-06-30", "2016-10-06", "2017-02-22", "2018-08-27", "2020-10-14", "latest"];
+        Assert.Equal(versions.Length, files.Count(f => f.StartsWith("openstack/", StringComparison.Ordinal) && f.EndsWith("/meta_data.json", StringComparison.Ordinal)));
+        foreach (var version in versions)
         {
             Assert.Contains($"openstack/{version}/meta_data.json", files);
             Assert.Contains($"openstack/{version}/user_data", files);

@@ -104,6 +104,13 @@ public sealed class DomainXmlQemuBootTests
         };
 
         await run.BootAsync(spec);
+
+        // SeaBIOS would print the same ready line: the running domain's loader, and the pflash
+        // drive QEMU itself was started with, are OVMF's code image.
+        var live = System.Xml.Linq.XDocument.Parse(run.LiveXml()).Root!.Element("os")!;
+        var loader = live.Element("loader")!;
+        Assert.Equal(("/usr/share/OVMF/OVMF_CODE_4M.fd", "pflash", "yes"), (loader.Value, (string?)loader.Attribute("type"), (string?)loader.Attribute("readonly")));
+        Assert.Contains("/usr/share/OVMF/OVMF_CODE_4M.fd", await run.QemuCommandLineAsync(), StringComparison.Ordinal);
     }
 
     /// <summary>One guest: its scratch directory, its spec, its domain; destroyed and undefined whatever the outcome.</summary>
@@ -163,6 +170,16 @@ public sealed class DomainXmlQemuBootTests
         }
 
         public void OnDispose(Func<Task> cleanup) => cleanups.Add(cleanup);
+
+        /// <summary>The running domain's XML as libvirt has it now (not the XML the test defined).</summary>
+        public string LiveXml() => domain!.GetXmlDesc();
+
+        /// <summary>The command line libvirt started QEMU with (its pid file under /run/libvirt/qemu).</summary>
+        public async Task<string> QemuCommandLineAsync()
+        {
+            var pid = (await File.ReadAllTextAsync($"/run/libvirt/qemu/{domain!.Name}.pid")).Trim();
+            return (await File.ReadAllTextAsync($"/proc/{pid}/cmdline")).Replace('\0', ' ');
+        }
 
         public async Task BootAsync(InstanceSpec spec)
         {

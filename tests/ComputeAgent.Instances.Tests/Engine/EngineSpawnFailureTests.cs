@@ -56,7 +56,7 @@ public sealed class EngineSpawnFailureTests(QemuHost host) : IAsyncLifetime
     {
         host.SkipIfUnavailable();
         var image = glance.Add(new FakeImage { Id = TestImages.NewId(), Data = await images.Qcow2Async(), CorruptInTransit = true });
-        var fault = await SpawnExpectingFailureAsync(image.Id, Samples.Image());
+        var fault = (await SpawnExpectingFailureAsync(image.Id, Samples.Image())).Message;
         Assert.Contains("damaged in transit", fault, StringComparison.Ordinal);
     }
 
@@ -68,7 +68,13 @@ public sealed class EngineSpawnFailureTests(QemuHost host) : IAsyncLifetime
         await TestImages.QemuImgAsync("create", "-q", "-f", "qcow2", backing, "16M");
         var image = glance.Add(new FakeImage { Id = TestImages.NewId(), Data = await images.Qcow2Async("-b", backing, "-F", "qcow2") });
         var fault = await SpawnExpectingFailureAsync(image.Id, Samples.Image());
-        Assert.Contains("backing", fault, StringComparison.OrdinalIgnoreCase);
+
+        // The image check's own refusal, before QEMU ever opens the image (not QEMU's "could not open backing file").
+        Assert.Equal(nameof(ImageServiceException), fault.Code);
+        Assert.Equal(
+            $"spawn failed: image {image.Id}: refused as unsafe: it has a backing file ('{backing}'), which QEMU would open on this host; "
+            + "flatten it (qemu-img convert -O qcow2) and upload it again; the domain and the instance's files were removed",
+            fault.Message);
     }
 
     [SkippableFact]
@@ -78,7 +84,7 @@ public sealed class EngineSpawnFailureTests(QemuHost host) : IAsyncLifetime
         var image = glance.Add(new FakeImage { Id = TestImages.NewId(), Data = await images.Qcow2Async() });
 
         // A machine type this QEMU does not have: the builder cannot know, libvirt refuses it.
-        var fault = await SpawnExpectingFailureAsync(image.Id, Samples.Image(new Dictionary<string, string> { ["hw_machine_type"] = "pc-i440fx-99.9" }));
+        var fault = (await SpawnExpectingFailureAsync(image.Id, Samples.Image(new Dictionary<string, string> { ["hw_machine_type"] = "pc-i440fx-99.9" }))).Message;
         Assert.Contains("machine", fault, StringComparison.OrdinalIgnoreCase);
     }
 
@@ -91,7 +97,7 @@ public sealed class EngineSpawnFailureTests(QemuHost host) : IAsyncLifetime
         Skip.If(mounted.ExitCode != 0, $"cannot mount a tiny tmpfs here ({mounted.StandardError.Trim()}): the disk-full path needs root and mount");
         try
         {
-            var fault = await SpawnExpectingFailureAsync(image.Id, Samples.Image());
+            var fault = (await SpawnExpectingFailureAsync(image.Id, Samples.Image())).Message;
             Assert.Contains("No space left", fault, StringComparison.Ordinal);
         }
         finally
@@ -105,7 +111,7 @@ public sealed class EngineSpawnFailureTests(QemuHost host) : IAsyncLifetime
     {
         host.SkipIfUnavailable();
         var image = glance.Add(new FakeImage { Id = TestImages.NewId(), Data = await TwoGiBQcow2Async() });
-        var fault = await SpawnExpectingFailureAsync(image.Id, Samples.Image());
+        var fault = (await SpawnExpectingFailureAsync(image.Id, Samples.Image())).Message;
         Assert.Contains("the root disk is 1073741824 bytes (1 GiB), the image's virtual size is 2147483648 bytes (2 GiB)", fault, StringComparison.Ordinal);
     }
 
@@ -196,7 +202,7 @@ public sealed class EngineSpawnFailureTests(QemuHost host) : IAsyncLifetime
     };
 
     /// <summary>Spawns from <paramref name="imageId"/> and returns the fault message of the ERROR it must end in.</summary>
-    private async Task<string> SpawnExpectingFailureAsync(string imageId, ImageMeta meta)
+    private async Task<Instances.Store.FaultRecord> SpawnExpectingFailureAsync(string imageId, ImageMeta meta)
     {
         var spec = Spec(imageId, meta, rootGiB: 1);
         await harness.Engine.SpawnAsync(spec, BaseImage(imageId), CancellationToken.None);
@@ -214,6 +220,6 @@ public sealed class EngineSpawnFailureTests(QemuHost host) : IAsyncLifetime
         Assert.Empty(await harness.Store.ListJournalAsync());
         var fault = Assert.Single(await harness.Store.ListFaultsAsync(spec.Uuid));
         Assert.Contains("were removed", fault.Message, StringComparison.Ordinal);
-        return fault.Message;
+        return fault;
     }
 }

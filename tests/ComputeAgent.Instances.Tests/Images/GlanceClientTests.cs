@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using ComputeAgent.Instances.Images;
+using Microsoft.Extensions.Time.Testing;
 using Xunit;
 
 namespace ComputeAgent.Instances.Tests.Images;
@@ -101,42 +101,52 @@ public sealed class GlanceClientTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_stalled_metadata_request_times_out_within_the_request_timeout()
+    public async Task A_stalled_metadata_request_times_out_when_the_request_timeout_has_passed_on_its_clock()
     {
         var image = glance.Add(new FakeImage { Id = TestImages.NewId(), Data = [1], StallMetadata = true });
-        var client = new GlanceClient(http, glance.Endpoint, Quick);
-        var clock = Stopwatch.StartNew();
+        var time = new FakeTimeProvider();
+        var client = new GlanceClient(http, glance.Endpoint, Quick with { Time = time });
 
-        var error = await Assert.ThrowsAsync<ImageServiceException>(() => client.GetImageAsync(image.Id, FakeGlance.Token, CancellationToken.None));
+        // The timer starts with the call; the server never answers, so only the clock can end it.
+        var call = client.GetImageAsync(image.Id, FakeGlance.Token, CancellationToken.None);
+        await TestImages.WaitUntilAsync(() => glance.MetadataHits(image.Id) == 1);
+        time.Advance(TimeSpan.FromMilliseconds(799));
+        await Task.Yield();
+        Assert.False(call.IsCompleted, "the request ended before its 0.8 s timeout had passed");
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var error = await Assert.ThrowsAsync<ImageServiceException>(() => call);
 
         Assert.Equal(ImageServiceErrorKind.Timeout, error.Kind);
         Assert.Contains("within 0.8 s", error.Message, StringComparison.Ordinal);
-        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(700), TimeSpan.FromSeconds(5));
     }
 
     [Fact]
-    public async Task A_download_that_stops_sending_fails_after_the_stall_timeout_with_the_bytes_received()
+    public async Task A_download_that_stops_sending_fails_once_the_stall_timeout_has_passed_with_the_bytes_received()
     {
         var image = glance.Add(new FakeImage { Id = TestImages.NewId(), Data = new byte[1 << 20], StallAfterBytes = 100_000 });
-        var client = new GlanceClient(http, glance.Endpoint, Quick);
+        var time = new FakeTimeProvider();
+        var client = new GlanceClient(http, glance.Endpoint, Quick with { Time = time });
         await using var data = await client.OpenImageDataAsync(image.Id, FakeGlance.Token, CancellationToken.None);
         var buffer = new byte[1 << 20];
         long received = 0;
-        var clock = Stopwatch.StartNew();
-
-        var error = await Assert.ThrowsAsync<ImageServiceException>(async () =>
+        while (received < 100_000)
         {
-            int read;
-            while ((read = await data.ReadAsync(buffer)) > 0)
-            {
-                received += read;
-            }
-        });
+            var read = await data.ReadAsync(buffer);
+            Assert.NotEqual(0, read);
+            received += read;
+        }
+
+        // The read after the last byte: its stall timer starts with the call, on the fake clock.
+        var stalled = data.ReadAsync(buffer).AsTask();
+        time.Advance(TimeSpan.FromMilliseconds(499));
+        await Task.Yield();
+        Assert.False(stalled.IsCompleted, "the read ended before its 0.5 s stall timeout had passed");
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var error = await Assert.ThrowsAsync<ImageServiceException>(() => stalled);
 
         Assert.Equal(ImageServiceErrorKind.Timeout, error.Kind);
         Assert.Equal(100_000, received);
-        Assert.Contains("after 100000 bytes", error.Message, StringComparison.Ordinal);
-        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(400), TimeSpan.FromSeconds(5));
+        Assert.Contains("no data for 0.5 s after 100000 bytes", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

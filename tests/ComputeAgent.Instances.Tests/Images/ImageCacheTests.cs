@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Text.Json;
 using ComputeAgent.Instances.Images;
 using ComputeAgent.Testing;
+using Microsoft.Extensions.Time.Testing;
 using Xunit;
 
 namespace ComputeAgent.Instances.Tests.Images;
@@ -37,8 +37,8 @@ public sealed class ImageCacheTests : IAsyncLifetime
         Assert.Equal("qcow2", JsonDocument.Parse(await TestImages.QemuImgAsync("info", "--output=json", cached.Path)).RootElement.GetProperty("format").GetString());
 
         // QEMU runs as libvirt-qemu: files 0644, directory 0755.
-        Assert.Equal(ImageCacheFiles.ImageMode, File.GetUnixFileMode(cached.Path));
-        Assert.Equal(ImageCacheFiles.DirectoryMode, File.GetUnixFileMode(images.CacheDirectory));
+        Assert.Equal(TestImages.Octal("644"), File.GetUnixFileMode(cached.Path));
+        Assert.Equal(TestImages.Octal("755"), File.GetUnixFileMode(images.CacheDirectory));
         Assert.Equal([image.Id, $"{image.Id}.info"], images.CacheFiles());
 
         // Cached: no token needed, no request made, same answer.
@@ -80,7 +80,7 @@ public sealed class ImageCacheTests : IAsyncLifetime
         await File.WriteAllBytesAsync(rawFile, raw);
         var compare = await ProcessRunner.RunAsync("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", rawFile, cached.Path], TimeSpan.FromSeconds(30));
         Assert.True(compare.ExitCode == 0, compare.StandardOutput + compare.StandardError);
-        Assert.Equal(ImageCacheFiles.ImageMode, File.GetUnixFileMode(cached.Path));
+        Assert.Equal(TestImages.Octal("644"), File.GetUnixFileMode(cached.Path));
         Assert.Equal([image.Id, $"{image.Id}.info"], images.CacheFiles());
         Assert.Equal("raw", cached.Meta.DiskFormat);
     }
@@ -230,16 +230,34 @@ public sealed class ImageCacheTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_stalled_download_fails_in_bounded_time_and_leaves_no_temp_file()
+    public async Task A_stalled_download_fails_on_the_stall_timeout_and_leaves_no_temp_file()
     {
         var image = glance.Add(new FakeImage { Id = TestImages.NewId(), Data = await images.Qcow2Async(), StallAfterBytes = 65536 });
-        var cache = images.Cache(glance, http, glanceOptions: new GlanceClientOptions { ReadStallTimeout = TimeSpan.FromMilliseconds(500) });
-        var clock = Stopwatch.StartNew();
+        var time = new FakeTimeProvider();
+        var cache = images.Cache(glance, http, glanceOptions: new GlanceClientOptions { ReadStallTimeout = TimeSpan.FromMilliseconds(500), Time = time });
 
-        var error = await Assert.ThrowsAsync<ImageServiceException>(() => cache.GetAsync(image.Id, FakeGlance.Token, CancellationToken.None));
+        var download = cache.GetAsync(image.Id, FakeGlance.Token, CancellationToken.None);
+        await TestImages.WaitUntilAsync(() => glance.FileHits(image.Id) == 1);
+
+        // The clock moves only here, 100 ms a step: the download ends on the stall timer's clock,
+        // and not before 500 ms of it have passed.
+        var advanced = TimeSpan.Zero;
+        await TestImages.WaitUntilAsync(() =>
+        {
+            if (download.IsCompleted)
+            {
+                return true;
+            }
+
+            time.Advance(TimeSpan.FromMilliseconds(100));
+            advanced += TimeSpan.FromMilliseconds(100);
+            return false;
+        });
+        var error = await Assert.ThrowsAsync<ImageServiceException>(() => download);
 
         Assert.Equal(ImageServiceErrorKind.Timeout, error.Kind);
-        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(400), TimeSpan.FromSeconds(5));
+        Assert.Contains("no data for 0.5 s after 65536 bytes", error.Message, StringComparison.Ordinal);
+        Assert.True(advanced >= TimeSpan.FromMilliseconds(500), $"the download failed after {advanced.TotalMilliseconds} ms of its clock");
         Assert.Empty(images.CacheFiles());
     }
 
@@ -252,7 +270,7 @@ public sealed class ImageCacheTests : IAsyncLifetime
         var cache = images.Cache(glance, http);
 
         var callers = Enumerable.Range(0, 20).Select(_ => Task.Run(() => cache.GetAsync(image.Id, FakeGlance.Token, CancellationToken.None))).ToList();
-        await WaitUntilAsync(() => glance.FileHits(image.Id) == 1);
+        await TestImages.WaitUntilAsync(() => glance.FileHits(image.Id) == 1);
         await Task.Delay(100);
         gate.SetResult();
         var results = await Task.WhenAll(callers);
@@ -289,7 +307,7 @@ public sealed class ImageCacheTests : IAsyncLifetime
         var cache = images.Cache(glance, http);
 
         var callers = Enumerable.Range(0, 8).Select(_ => Task.Run(() => cache.GetAsync(image.Id, FakeGlance.Token, CancellationToken.None))).ToList();
-        await WaitUntilAsync(() => glance.FileHits(image.Id) == 1);
+        await TestImages.WaitUntilAsync(() => glance.FileHits(image.Id) == 1);
         await Task.Delay(100);
         gate.SetResult();
 
@@ -315,7 +333,7 @@ public sealed class ImageCacheTests : IAsyncLifetime
         {
             var leaving = cache.GetAsync(image.Id, FakeGlance.Token, impatient.Token);
             var staying = cache.GetAsync(image.Id, FakeGlance.Token, CancellationToken.None);
-            await WaitUntilAsync(() => glance.FileHits(image.Id) == 1);
+            await TestImages.WaitUntilAsync(() => glance.FileHits(image.Id) == 1);
             await impatient.CancelAsync();
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => leaving);
             gate.SetResult();
@@ -328,11 +346,11 @@ public sealed class ImageCacheTests : IAsyncLifetime
         using (var alone = new CancellationTokenSource())
         {
             var leaving = cache.GetAsync(stuck.Id, FakeGlance.Token, alone.Token);
-            await WaitUntilAsync(() => glance.FileHits(stuck.Id) == 1);
+            await TestImages.WaitUntilAsync(() => glance.FileHits(stuck.Id) == 1);
             await alone.CancelAsync();
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => leaving);
-            await WaitUntilAsync(() => glance.AbortedRequests == 1);
-            await WaitUntilAsync(() => images.CacheFiles().Length == 2);
+            await TestImages.WaitUntilAsync(() => glance.AbortedRequests == 1);
+            await TestImages.WaitUntilAsync(() => images.CacheFiles().Length == 2);
         }
 
         Assert.Equal([image.Id, $"{image.Id}.info"], images.CacheFiles());
@@ -379,16 +397,6 @@ public sealed class ImageCacheTests : IAsyncLifetime
         Assert.Equal(128L << 20, info.GetProperty("virtual-size").GetInt64());
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), "condition not reached within 10 s");
-            await Task.Delay(10);
-        }
-    }
-
     // Kernels (aki) and ramdisks (ari) for direct kernel boot: cached as they came, still checksummed.
     [Theory]
     [InlineData("aki")]
@@ -405,7 +413,7 @@ public sealed class ImageCacheTests : IAsyncLifetime
         Assert.Equal(data, await File.ReadAllBytesAsync(cached.Path));
         Assert.Equal(cache.PathOf(image.Id), cached.Path);
         Assert.Equal(format, cached.Meta.DiskFormat);
-        Assert.Equal(ImageCacheFiles.ImageMode, File.GetUnixFileMode(cached.Path));
+        Assert.Equal(TestImages.Octal("644"), File.GetUnixFileMode(cached.Path));
     }
 
     [Fact]

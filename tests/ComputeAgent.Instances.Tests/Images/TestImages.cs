@@ -1,7 +1,9 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
 using ComputeAgent.Instances.Images;
 using ComputeAgent.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
+using Xunit;
 
 namespace ComputeAgent.Instances.Tests.Images;
 
@@ -60,6 +62,20 @@ internal sealed class TestImages : IDisposable
         Directory.Exists(CacheDirectory)
             ? [.. Directory.EnumerateFiles(CacheDirectory, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(CacheDirectory, f)).Order(StringComparer.Ordinal)]
             : [];
+
+    /// <summary>A file mode as chmod writes it, e.g. "644".</summary>
+    public static UnixFileMode Octal(string mode) => (UnixFileMode)Convert.ToInt32(mode, 8);
+
+    /// <summary>Polls a condition that something else makes true; 10 s bounds a hung test, it is not a speed check.</summary>
+    public static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), "condition not reached within 10 s");
+            await Task.Delay(10);
+        }
+    }
 
     public void Dispose() => Directory.Delete(Scratch, recursive: true);
 }

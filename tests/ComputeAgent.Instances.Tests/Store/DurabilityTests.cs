@@ -12,7 +12,7 @@ public sealed class DurabilityTests : IDisposable
     public void Dispose() => database.Dispose();
 
     /// <summary>An instance mid-resize with a fault and a journal entry: something in every table.</summary>
-    private static async Task<Guid> WriteEverythingAsync(InstanceStore store)
+    private static async Task<Model.InstanceSpec> WriteEverythingAsync(InstanceStore store)
     {
         var spec = Samples.Maximal(Guid.NewGuid());
         await store.CommitAsync(Changes.Create(spec));
@@ -28,15 +28,19 @@ public sealed class DurabilityTests : IDisposable
             await Changes.CreateAsync(store);
         }
 
-        return spec.Uuid;
+        return spec;
     }
 
-    private static async Task AssertEverythingAsync(InstanceStore store, Guid uuid)
+    /// <summary>What <see cref="WriteEverythingAsync"/> wrote, compared with the spec it wrote (not one read-back with another).</summary>
+    private static async Task AssertEverythingAsync(InstanceStore store, Model.InstanceSpec written)
     {
+        var uuid = written.Uuid;
         var record = await store.GetInstanceAsync(uuid);
         Assert.NotNull(record);
         Assert.Equal((VmState.Active, TaskState.ResizeMigrating, PowerState.Shutdown, VmState.Active), (record.VmState, record.TaskState, record.PowerState, record.VmStateBeforeTask));
-        DeepAssert.Equal(record.Spec, record.PreResize!.Spec);
+        DeepAssert.Equal(written, record.Spec);
+        DeepAssert.Equal(written, record.PreResize!.Spec);
+        Assert.Equal("/saved/disk", record.PreResize.SavedFiles["disk"]);
         Assert.Equal(202, await store.LastSequenceAsync());
         Assert.Equal(202, (await store.ReadEventsAsync(0, 1000)).Count);
         Assert.Equal(201, (await store.ListInstancesAsync(includeDeleted: false)).Count);
@@ -48,15 +52,15 @@ public sealed class DurabilityTests : IDisposable
     [Fact]
     public async Task Everything_is_there_after_closing_and_reopening()
     {
-        Guid uuid;
+        Model.InstanceSpec written;
         await using (var store = await InstanceStore.OpenAsync(database.Path))
         {
-            uuid = await WriteEverythingAsync(store);
+            written = await WriteEverythingAsync(store);
         }
 
         await using var reopened = await InstanceStore.OpenAsync(database.Path);
-        await AssertEverythingAsync(reopened, uuid);
-        Assert.Equal(203, await reopened.CommitAsync(new StateChange(uuid, VmState.Resized, TaskState.None, PowerState.Running, "resize")));
+        await AssertEverythingAsync(reopened, written);
+        Assert.Equal(203, await reopened.CommitAsync(new StateChange(written.Uuid, VmState.Resized, TaskState.None, PowerState.Running, "resize")));
     }
 
     [Fact]
@@ -64,7 +68,7 @@ public sealed class DurabilityTests : IDisposable
     {
         var copy = database.NewPath();
         await using var store = await InstanceStore.OpenAsync(database.Path);
-        var uuid = await WriteEverythingAsync(store);
+        var written = await WriteEverythingAsync(store);
 
         // What a SIGKILL leaves: the files as they are, the store never closed or checkpointed.
         Assert.True(new FileInfo(database.Path + "-wal").Length > 0, "the commits should still be in the WAL");
@@ -72,6 +76,6 @@ public sealed class DurabilityTests : IDisposable
         File.Copy(database.Path + "-wal", copy + "-wal");
 
         await using var recovered = await InstanceStore.OpenAsync(copy);
-        await AssertEverythingAsync(recovered, uuid);
+        await AssertEverythingAsync(recovered, written);
     }
 }
