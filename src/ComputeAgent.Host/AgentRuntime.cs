@@ -31,13 +31,15 @@ public sealed partial class AgentRuntime : IHostedService, IAsyncDisposable
     private readonly ILoggerFactory loggers;
     private readonly ILogger logger;
     private readonly ISystemdNotifier notifier;
+    private readonly ImageSource images;
     private readonly TaskCompletionSource<InstanceEngine> ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private InstanceStore? store;
     private LibvirtSession? session;
     private InstanceEngine? engine;
 
-    public AgentRuntime(IOptions<AgentOptions> options, ILoggerFactory loggers, ISystemdNotifier notifier)
+    public AgentRuntime(IOptions<AgentOptions> options, ILoggerFactory loggers, ISystemdNotifier notifier, ImageSource images)
     {
+        this.images = images ?? throw new ArgumentNullException(nameof(images));
         this.options = (options ?? throw new ArgumentNullException(nameof(options))).Value;
         this.loggers = loggers ?? throw new ArgumentNullException(nameof(loggers));
         this.notifier = notifier ?? throw new ArgumentNullException(nameof(notifier));
@@ -95,7 +97,7 @@ public sealed partial class AgentRuntime : IHostedService, IAsyncDisposable
             throw new HostSettingsRefusedException($"the settings do not fit this host: Agent:VirtType {options.VirtType} runs guests as {host.VirtType.ToString().ToLowerInvariant()} here, and {e.Message}; change Agent:CpuMode or Agent:VirtType", e);
         }
 
-        engine = new InstanceEngine(store, session, xml, options.ToEngineOptions(), loggers.CreateLogger<InstanceEngine>());
+        engine = new InstanceEngine(store, session, xml, options.ToEngineOptions(), loggers.CreateLogger<InstanceEngine>(), imageService: images.Own);
         await engine.StartAsync(cancellationToken).ConfigureAwait(false);
         if (!databaseExisted)
         {

@@ -9,14 +9,18 @@ public sealed class ImageSource
     private readonly GlanceClient? glance;
     private readonly ImageCache? cache;
 
-    public ImageSource(GlanceClient? glance, ImageCache? cache)
+    public ImageSource(GlanceClient? glance, ImageCache? cache, AgentImageService? own)
     {
         this.glance = glance;
         this.cache = cache;
+        Own = own;
     }
 
     /// <summary>The base-image cache, when an image service is configured.</summary>
     public ImageCache? Cache => cache;
+
+    /// <summary>The image service with the agent's own access (no caller's token), when one is configured.</summary>
+    public AgentImageService? Own { get; }
 
     /// <summary>The image's metadata and checksums from Glance (asked once: the cache reuses them on a miss).</summary>
     public Task<GlanceImage> GetImageAsync(string imageId, string? token, CancellationToken cancellationToken) =>

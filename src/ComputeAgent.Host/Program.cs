@@ -47,12 +47,15 @@ builder.Services.AddSingleton(s =>
     var agent = s.GetRequiredService<IOptions<AgentOptions>>().Value;
     if (string.IsNullOrEmpty(agent.ImageServiceUrl))
     {
-        return new ImageSource(null, null);
+        return new ImageSource(null, null, null);
     }
 
     var glance = new GlanceClient(new HttpClient(), new Uri(agent.ImageServiceUrl));
     var cache = new ImageCache(glance, agent.ToImageCacheOptions(), s.GetRequiredService<ILogger<ImageCache>>());
-    return new ImageSource(glance, cache);
+
+    // The agent's own Keystone token (when it checks callers' tokens with Keystone), else none.
+    var own = string.IsNullOrEmpty(agent.Callers.KeystoneServiceTokenFile) ? null : File.ReadAllText(agent.Callers.KeystoneServiceTokenFile).Trim();
+    return new ImageSource(glance, cache, new AgentImageService(glance, own));
 });
 builder.Services.AddGrpc(o =>
 {

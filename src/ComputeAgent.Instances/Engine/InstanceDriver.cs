@@ -54,6 +54,7 @@ public sealed class InstanceDriver
     /// <summary>Journal keys of snapshot and backup: the block-copy target of a live snapshot, the flattened image.</summary>
     public const string JournalSnapshotDelta = "snapshot_delta";
     public const string JournalSnapshotImage = "snapshot_image";
+    public const string JournalSnapshotQueuedImage = "snapshot_queued_image";
 
     /// <summary>The account set-admin-password changes when the caller names none (Nova's default for Linux guests).</summary>
     public const string DefaultAdminUser = "root";
@@ -390,6 +391,11 @@ public sealed class InstanceDriver
         var flat = Path.Combine(directory, "snapshot.qcow2");
         try
         {
+            if (target.CreatedImageId is { } queued)
+            {
+                await run.JournalAsync(JournalSnapshotQueuedImage, queued, cancellationToken).ConfigureAwait(false);
+            }
+
             await run.JournalAsync(JournalSnapshotImage, flat, cancellationToken).ConfigureAwait(false);
             if (await ReadPowerStateAsync(uuid, cancellationToken).ConfigureAwait(false) is PowerState.Running or PowerState.Paused)
             {
@@ -412,6 +418,11 @@ public sealed class InstanceDriver
             }
 
             await target.UploadAsync(flat, cancellationToken).ConfigureAwait(false);
+            if (target.CreatedImageId is not null)
+            {
+                // The image has its data: from here a stop must not make recovery delete it.
+                await run.JournalAsync(JournalSnapshotQueuedImage, null, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (Exception)
         {

@@ -1,4 +1,5 @@
 using ComputeAgent.Instances.DomainXml;
+using ComputeAgent.Instances.Images;
 using ComputeAgent.Instances.Model;
 using ComputeAgent.Instances.StateModel;
 using ComputeAgent.Instances.Store;
@@ -119,9 +120,11 @@ public sealed partial class InstanceEngine
         }
         else
         {
+            var queuedImage = string.Empty;
             if (entry.Command is Snapshot or Backup)
             {
                 await driver.AbandonSnapshotAsync(slot.Uuid, entry.Created, cancellationToken).ConfigureAwait(false);
+                queuedImage = await AbandonQueuedImageAsync(slot.Uuid, entry, cancellationToken).ConfigureAwait(false);
             }
 
             // Whatever the task got to, the instance is now what libvirt shows, read as a power sync
@@ -131,7 +134,7 @@ public sealed partial class InstanceEngine
             {
                 Journal = JournalChange.Clear,
                 VmStateBeforeTask = entry.Command == Pause && vm == VmState.Paused ? new ColumnUpdate<VmState?>(record.VmState) : default,
-                Fault = new Fault("interrupted", $"the agent stopped during {name} (at {entry.Step.ToDisplayName()}); the instance is as libvirt shows it: {vm.ToDisplayName()} / {power.ToDisplayName()}"),
+                Fault = new Fault("interrupted", $"the agent stopped during {name} (at {entry.Step.ToDisplayName()}); the instance is as libvirt shows it: {vm.ToDisplayName()} / {power.ToDisplayName()}{queuedImage}"),
             };
         }
 
@@ -145,6 +148,40 @@ public sealed partial class InstanceEngine
         {
             slot.Gate.Release();
         }
+    }
+
+    /// <summary>
+    /// The image record the interrupted snapshot or backup had created (queued, never to get its
+    /// data) deleted through the agent's own access to the image service, as a failed snapshot's
+    /// is; what became of it, as the end of the fault's message.
+    /// </summary>
+    private async Task<string> AbandonQueuedImageAsync(Guid uuid, TaskJournalEntry entry, CancellationToken cancellationToken)
+    {
+        if (!entry.Created.TryGetValue(InstanceDriver.JournalSnapshotQueuedImage, out var imageId))
+        {
+            return string.Empty;
+        }
+
+        string why;
+        if (imageService is null)
+        {
+            why = "no image service is configured (Agent:ImageServiceUrl)";
+        }
+        else
+        {
+            try
+            {
+                await imageService.DeleteImageAsync(imageId, cancellationToken).ConfigureAwait(false);
+                return $"; its queued image {imageId} was deleted from the image service";
+            }
+            catch (ImageServiceException e)
+            {
+                why = e.Reason;
+            }
+        }
+
+        LogQueuedImageLeft(logger, uuid, imageId, why);
+        return $"; its queued image {imageId} could not be deleted ({why}): delete it with `openstack image delete {imageId}`";
     }
 
     private async Task FailRecoveryAsync(InstanceSlot slot, TaskJournalEntry entry, Exception error, CancellationToken cancellationToken)
@@ -256,6 +293,9 @@ public sealed partial class InstanceEngine
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceUuid}: {Command} was interrupted at {TaskState} by an agent stop; now {VmState}")]
     private static partial void LogRecovered(ILogger logger, Guid instanceUuid, string command, string taskState, string vmState);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Instance {InstanceUuid}: the queued image {ImageId} of its interrupted snapshot could not be deleted ({Reason}); delete it with openstack image delete")]
+    private static partial void LogQueuedImageLeft(ILogger logger, Guid instanceUuid, string imageId, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Instance {InstanceUuid}: settling the interrupted {Command} failed; instance put in ERROR")]
     private static partial void LogRecoveryFailed(ILogger logger, Guid instanceUuid, string command, Exception error);

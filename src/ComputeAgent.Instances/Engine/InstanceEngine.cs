@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using ComputeAgent.Instances.DomainXml;
+using ComputeAgent.Instances.Images;
 using ComputeAgent.Instances.Model;
 using ComputeAgent.Instances.StateModel;
 using ComputeAgent.Instances.Store;
@@ -29,6 +30,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     private readonly CancellationTokenSource stopping = new();
     private readonly SemaphoreSlim reconcileNow = new(0, 1);
     private readonly TimeProvider time;
+    private readonly AgentImageService? imageService;
     private readonly Lock publishGate = new();
     private readonly SortedDictionary<long, EventRecord> unpublished = [];
     private long nextToPublish = 1;
@@ -36,8 +38,10 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     private Task? reconcileLoop;
     private Task? reclaimLoop;
 
-    public InstanceEngine(InstanceStore store, LibvirtSession session, DomainXmlBuilder builder, EngineOptions options, ILogger<InstanceEngine> logger, TimeProvider? time = null)
+    /// <param name="imageService">The image service with the agent's own access, if any: recovery deletes an interrupted snapshot's queued image through it.</param>
+    public InstanceEngine(InstanceStore store, LibvirtSession session, DomainXmlBuilder builder, EngineOptions options, ILogger<InstanceEngine> logger, TimeProvider? time = null, AgentImageService? imageService = null)
     {
+        this.imageService = imageService;
         this.store = store ?? throw new ArgumentNullException(nameof(store));
         this.session = session ?? throw new ArgumentNullException(nameof(session));
         this.builder = builder ?? throw new ArgumentNullException(nameof(builder));

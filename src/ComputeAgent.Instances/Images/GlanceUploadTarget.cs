@@ -33,6 +33,8 @@ public sealed class GlanceUploadTarget : ImageUploadTarget
 
     public override string ImageId => imageId;
 
+    public override string? CreatedImageId => owned ? imageId : null;
+
     /// <summary>
     /// The properties Nova gives a snapshot: the instance's image properties carried over (so the
     /// snapshot boots the same way), the caller's metadata, then image_type, instance_uuid,

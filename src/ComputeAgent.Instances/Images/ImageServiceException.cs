@@ -51,23 +51,30 @@ public sealed class ImageServiceException : Exception
     {
         Kind = kind;
         ImageId = imageId;
+        Reason = message;
     }
 
     public ImageServiceException()
     {
+        Reason = Message;
     }
 
     public ImageServiceException(string message)
         : base(message)
     {
+        Reason = message;
     }
 
     public ImageServiceException(string message, Exception innerException)
         : base(message, innerException)
     {
+        Reason = message;
     }
 
     public ImageServiceErrorKind Kind { get; } = ImageServiceErrorKind.BadResponse;
+
+    /// <summary>What went wrong and what to do, without the image id the message starts with.</summary>
+    public string Reason { get; }
 
     /// <summary>The Glance image id the error is about (null only from the bare constructors).</summary>
     public string? ImageId { get; }

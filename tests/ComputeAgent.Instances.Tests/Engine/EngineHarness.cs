@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using System.Xml.Linq;
 using ComputeAgent.Instances.DomainXml;
 using ComputeAgent.Instances.Engine;
+using ComputeAgent.Instances.Images;
 using ComputeAgent.Instances.Model;
 using ComputeAgent.Instances.StateModel;
 using ComputeAgent.Instances.Store;
@@ -41,6 +42,9 @@ public sealed class EngineHarness : IAsyncDisposable
 
     public ChannelReader<EventRecord> Events { get; private set; } = null!;
 
+    /// <summary>The image service the next engine (after <see cref="RestartAsync"/>) reaches on its own; none unless a test sets it.</summary>
+    public AgentImageService? ImageService { get; set; }
+
     /// <summary>The engine's clock (the system's unless a test sets its own).</summary>
     public TimeProvider? Time { get; private init; }
 
@@ -71,7 +75,7 @@ public sealed class EngineHarness : IAsyncDisposable
 
         Session = new LibvirtSession(new LibvirtSessionOptions { Uri = Uri }, NullLogger<LibvirtSession>.Instance);
         await Session.ConnectAsync(CancellationToken.None);
-        Engine = new InstanceEngine(Store, Session, new DomainXmlBuilder(Host), Options, NullLogger<InstanceEngine>.Instance, Time);
+        Engine = new InstanceEngine(Store, Session, new DomainXmlBuilder(Host), Options, NullLogger<InstanceEngine>.Instance, Time, ImageService);
         Events = Engine.Events.Subscribe(CancellationToken.None);
         await Engine.StartAsync(CancellationToken.None);
     }
