@@ -196,6 +196,64 @@ public sealed class AgentCrashTests(QemuHost host)
         }
     }
 
+    [SkippableFact]
+    public async Task An_agent_killed_inside_a_live_snapshot_leaves_no_mirror_job_copy_or_queued_image_after_restart()
+    {
+        host.SkipIfUnavailable();
+        var scratch = RepositoryPaths.CreateScratch("agent-crash-snapshot");
+        var uuid = Guid.NewGuid();
+        var delta = Path.Combine(scratch, "instances", uuid.ToString(), "snapshot.delta");
+        await using var images = await ImageService.StartAsync(host.Guest, scratch);
+        var settings = new Dictionary<string, string> { ["LibvirtUri"] = QemuHost.Uri, ["ImageServiceUrl"] = images.Url };
+        using var http = new HttpClient { BaseAddress = new Uri(images.Url) };
+        using var connection = LibvirtConnection.Open(QemuHost.Uri);
+        await DefineGuestOfOursAsync(scratch, uuid);
+        try
+        {
+            string queued;
+            await using (var proxy = new LibvirtProxy())
+            {
+                var agent = await AgentProcess.StartAsync(new Dictionary<string, string>(settings) { ["LibvirtUri"] = proxy.Uri }, scratch);
+                proxy.Hold(LibvirtProcedure.DomainBlockJobAbort);
+                queued = (await agent.Client.SnapshotAsync(new SnapshotRequest { InstanceUuid = uuid.ToString(), Name = "cut-short" })).ImageId;
+
+                // Held where the copy is cut off: QEMU mirrors the disk into the delta, the image waits queued.
+                await proxy.WaitHeldAsync(Bound);
+                Assert.Equal(TaskState.ImageSnapshot, (await agent.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() })).TaskState);
+                using (var domain = connection.LookupByUuid(uuid))
+                {
+                    Assert.NotNull(domain.GetBlockJobInfo("vda"));
+                }
+
+                Assert.True(File.Exists(delta));
+                Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync($"/v2/images/{queued}")).StatusCode);
+                await agent.KillAsync();
+                await agent.DisposeAsync();
+            }
+
+            await using var restarted = await AgentProcess.StartAsync(settings, scratch);
+            var after = await restarted.Client.GetInstanceAsync(new GetInstanceRequest { InstanceUuid = uuid.ToString() });
+            Assert.Equal((VmState.Active, TaskState.None, PowerState.Running), (after.VmState, after.TaskState, after.PowerState));
+            Assert.Equal(("interrupted", $"the agent stopped during snapshot (at IMAGE_SNAPSHOT); the instance is as libvirt shows it: ACTIVE / RUNNING; its queued image {queued} was deleted from the image service"), (after.Fault.Code, after.Fault.Message));
+            using (var domain = connection.LookupByUuid(uuid))
+            {
+                Assert.Null(domain.GetBlockJobInfo("vda"));
+                Assert.Equal(DomainState.Running, domain.GetState().State);
+            }
+
+            Assert.False(File.Exists(delta), "the mirror's delta was removed");
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync($"/v2/images/{queued}")).StatusCode);
+
+            await restarted.Client.DeleteAsync(new InstanceRequest { InstanceUuid = uuid.ToString() });
+            Assert.Equal(VmState.Deleted, (await restarted.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid.ToString(), VmState = VmState.Deleted }, deadline: DateTime.UtcNow.Add(Bound))).VmState);
+        }
+        finally
+        {
+            DomainCleanup.Remove(QemuHost.Uri, uuid);
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
     /// <summary>A running guest built the way the agent builds one, left for the agent to adopt at start.</summary>
     private async Task DefineGuestOfOursAsync(string scratch, Guid uuid)
     {

@@ -9,6 +9,7 @@ public enum LibvirtProcedure
     DomainManagedSave = 182,
     DomainCreateWithFlags = 196,
     DomainUndefineFlags = 231,
+    DomainBlockJobAbort = 237,
     DomainDefineXmlFlags = 350,
 }
 
