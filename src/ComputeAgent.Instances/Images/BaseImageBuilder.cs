@@ -113,7 +113,7 @@ internal sealed class BaseImageBuilder
 
         if (image.Size > options.MaxImageBytes)
         {
-            throw TooLarge(image, $"it is {image.Size} bytes and image_cache.max_image_bytes is {options.MaxImageBytes}");
+            throw TooLarge(image, $"it is {image.Size} bytes and the agent takes images of at most {options.MaxImageBytes} bytes");
         }
 
         return format;
@@ -156,7 +156,7 @@ internal sealed class BaseImageBuilder
                         if (total > limit)
                         {
                             throw total > options.MaxImageBytes
-                                ? TooLarge(image, $"the download passed image_cache.max_image_bytes ({options.MaxImageBytes})")
+                                ? TooLarge(image, $"the download passed the agent's limit of {options.MaxImageBytes} bytes")
                                 : new ImageServiceException(
                                     ImageServiceErrorKind.BadResponse,
                                     image.Id,
@@ -234,7 +234,7 @@ internal sealed class BaseImageBuilder
 
         if (info.VirtualSize > options.MaxVirtualSizeBytes)
         {
-            throw TooLarge(image, $"its virtual size is {info.VirtualSize} bytes (image_cache.max_virtual_size_bytes is {options.MaxVirtualSizeBytes})");
+            throw TooLarge(image, $"its virtual size is {info.VirtualSize} bytes and the agent takes at most {options.MaxVirtualSizeBytes} bytes");
         }
 
         await CheckAsync(image, path, format, timeout.Token, cancellationToken).ConfigureAwait(false);
@@ -282,7 +282,7 @@ internal sealed class BaseImageBuilder
             throw new ImageServiceException(
                 ImageServiceErrorKind.Timeout,
                 image.Id,
-                $"converting it from {format} to qcow2 took longer than {options.ConvertTimeout.TotalSeconds:0.###} s; raise image_cache.convert_timeout or check the disk's speed",
+                $"converting it from {format} to qcow2 took longer than {options.ConvertTimeout.TotalSeconds:0.###} s; check the image cache disk's speed and that qemu-img convert of this image finishes by hand",
                 e);
         }
     }
@@ -291,7 +291,7 @@ internal sealed class BaseImageBuilder
         new(ImageServiceErrorKind.Unsafe, image.Id, $"refused as unsafe: {why}", inner);
 
     private static ImageServiceException TooLarge(GlanceImage image, string why) =>
-        new(ImageServiceErrorKind.TooLarge, image.Id, $"too large for this host: {why}; use a smaller image or raise the limit");
+        new(ImageServiceErrorKind.TooLarge, image.Id, $"too large for this host: {why}; use a smaller image");
 
     private ImageServiceException NoSpace(GlanceImage image, string why, Exception? inner) =>
         new(ImageServiceErrorKind.NoSpace, image.Id, $"no room in the image cache {files.Directory}: {why}; remove unused base images or grow the file system", inner);

@@ -23,7 +23,7 @@ public sealed class GlanceClient
         ArgumentNullException.ThrowIfNull(endpoint);
         if (!endpoint.IsAbsoluteUri || (endpoint.Scheme != Uri.UriSchemeHttp && endpoint.Scheme != Uri.UriSchemeHttps))
         {
-            throw new ArgumentException($"glance.endpoint '{endpoint}' is not an absolute http(s) URL", nameof(endpoint));
+            throw new ArgumentException($"Agent:ImageServiceUrl '{endpoint}' is not an absolute http(s) URL", nameof(endpoint));
         }
 
         this.options = options ?? GlanceClientOptions.Default;
@@ -53,7 +53,7 @@ public sealed class GlanceClient
                 throw new ImageServiceException(
                     ImageServiceErrorKind.BadResponse,
                     imageId,
-                    $"the answer from {uri} is not a Glance v2 image: {e.Message}; check that glance.endpoint points at Glance's API",
+                    $"the answer from {uri} is not a Glance v2 image: {e.Message}; check that Agent:ImageServiceUrl points at Glance's API",
                     e);
             }
         }, cancellationToken);
@@ -118,7 +118,7 @@ public sealed class GlanceClient
             }
             catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or InvalidDataException)
             {
-                throw new ImageServiceException(ImageServiceErrorKind.BadResponse, name, $"the answer from {uri} to creating an image has no image id ({e.Message}); check glance.endpoint", e);
+                throw new ImageServiceException(ImageServiceErrorKind.BadResponse, name, $"the answer from {uri} to creating an image has no image id ({e.Message}); check Agent:ImageServiceUrl", e);
             }
         }, cancellationToken);
     }
@@ -180,7 +180,7 @@ public sealed class GlanceClient
             }
             catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
             {
-                throw new ImageServiceException(ImageServiceErrorKind.BadResponse, "(list)", $"the answer from {uri} is not a Glance v2 image list ({e.Message}); check glance.endpoint", e);
+                throw new ImageServiceException(ImageServiceErrorKind.BadResponse, "(list)", $"the answer from {uri} is not a Glance v2 image list ({e.Message}); check Agent:ImageServiceUrl", e);
             }
         }, cancellationToken);
     }
@@ -228,7 +228,7 @@ public sealed class GlanceClient
             _ => new(
                 ImageServiceErrorKind.BadResponse,
                 imageId,
-                $"the image service answered {status} at {uri}, which the Glance v2 API does not answer here; check glance.endpoint"),
+                $"the image service answered {status} at {uri}, which the Glance v2 API does not answer here; check Agent:ImageServiceUrl"),
         };
     }
 
@@ -292,7 +292,7 @@ public sealed class GlanceClient
     private ImageServiceException TooLongMetadata(string imageId, Uri uri) => new(
         ImageServiceErrorKind.BadResponse,
         imageId,
-        $"the metadata from {uri} is larger than {options.MaxMetadataBytes} bytes, which no Glance image is; check glance.endpoint");
+        $"the metadata from {uri} is larger than {options.MaxMetadataBytes} bytes, which no Glance image is; check Agent:ImageServiceUrl");
 
     /// <summary>Runs one request under the request timeout and turns transport failures into typed ones.</summary>
     private Task<T> WithinRequestTimeoutAsync<T>(string imageId, Uri uri, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken) =>
@@ -320,7 +320,7 @@ public sealed class GlanceClient
             throw new ImageServiceException(
                 ImageServiceErrorKind.Unavailable,
                 imageId,
-                $"cannot reach the image service at {uri} ({e.Message}); check glance.endpoint and that Glance is up, then retry",
+                $"cannot reach the image service at {uri} ({e.Message}); check Agent:ImageServiceUrl and that Glance is up, then retry",
                 e);
         }
     }

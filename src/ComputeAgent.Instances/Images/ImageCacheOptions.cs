@@ -43,7 +43,7 @@ public sealed record ImageCacheOptions
     {
         if (string.IsNullOrWhiteSpace(Directory) || !Path.IsPathFullyQualified(Directory))
         {
-            throw new ArgumentException($"image_cache.directory '{Directory}' must be an absolute path", nameof(Directory));
+            throw new ArgumentException($"Directory '{Directory}' must be an absolute path", nameof(Directory));
         }
 
         foreach (var format in AcceptedDiskFormats)
@@ -56,17 +56,17 @@ public sealed record ImageCacheOptions
 
         if (MaxImageBytes <= 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(MaxImageBytes), MaxImageBytes, "image_cache.max_image_bytes must be positive");
+            throw new ArgumentOutOfRangeException(nameof(MaxImageBytes), MaxImageBytes, "MaxImageBytes must be positive");
         }
 
         if (MaxVirtualSizeBytes <= 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(MaxVirtualSizeBytes), MaxVirtualSizeBytes, "image_cache.max_virtual_size_bytes must be positive");
+            throw new ArgumentOutOfRangeException(nameof(MaxVirtualSizeBytes), MaxVirtualSizeBytes, "MaxVirtualSizeBytes must be positive");
         }
 
         if (InspectTimeout <= TimeSpan.Zero || ConvertTimeout <= TimeSpan.Zero)
         {
-            throw new ArgumentOutOfRangeException(nameof(InspectTimeout), "image_cache.inspect_timeout and convert_timeout must be positive");
+            throw new ArgumentOutOfRangeException(nameof(InspectTimeout), "InspectTimeout and ConvertTimeout must be positive");
         }
     }
 }

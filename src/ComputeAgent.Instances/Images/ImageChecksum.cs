@@ -45,7 +45,7 @@ internal sealed class ImageChecksum : IDisposable
                 ImageServiceErrorKind.BadResponse,
                 image.Id,
                 $"Glance records no checksum the agent can verify (os_hash_algo '{image.HashAlgorithm ?? "none"}', checksum none); "
-                + "re-upload the image so that Glance hashes it, or set image_cache.require_checksum = false to trust unverified data")
+                + "re-upload the image so that Glance hashes it")
             : null;
     }
 

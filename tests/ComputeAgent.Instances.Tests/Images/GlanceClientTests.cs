@@ -69,7 +69,7 @@ public sealed class GlanceClientTests : IAsyncLifetime
     [InlineData(HttpStatusCode.Unauthorized, ImageServiceErrorKind.Unauthorized, "retry with a fresh token")]
     [InlineData(HttpStatusCode.Forbidden, ImageServiceErrorKind.Forbidden, "share the image")]
     [InlineData(HttpStatusCode.ServiceUnavailable, ImageServiceErrorKind.Unavailable, "retry later")]
-    [InlineData(HttpStatusCode.Conflict, ImageServiceErrorKind.BadResponse, "check glance.endpoint")]
+    [InlineData(HttpStatusCode.Conflict, ImageServiceErrorKind.BadResponse, "check Agent:ImageServiceUrl")]
     public async Task Each_refusal_is_one_typed_error_that_says_what_to_do(HttpStatusCode status, ImageServiceErrorKind kind, string advice)
     {
         var image = glance.Add(new FakeImage { Id = TestImages.NewId(), Data = [1], MetadataStatus = status });
@@ -178,7 +178,7 @@ public sealed class GlanceClientTests : IAsyncLifetime
 
         var unreachable = await Assert.ThrowsAsync<ImageServiceException>(() => nowhere.GetImageAsync(image.Id, FakeGlance.Token, CancellationToken.None));
         Assert.Equal(ImageServiceErrorKind.Unavailable, unreachable.Kind);
-        Assert.Contains("check glance.endpoint", unreachable.Message, StringComparison.Ordinal);
+        Assert.Contains("check Agent:ImageServiceUrl", unreachable.Message, StringComparison.Ordinal);
 
         // Asking for one id and getting another document back is not Glance's API.
         var json = FakeGlance.Document(other, "/x");

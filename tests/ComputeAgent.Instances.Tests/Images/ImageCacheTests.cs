@@ -206,7 +206,7 @@ public sealed class ImageCacheTests : IAsyncLifetime
         Assert.Equal(ImageServiceErrorKind.UnsupportedFormat, (await RefusedAsync(ova)).Kind);
         var tooLarge = await RefusedAsync(large);
         Assert.Equal(ImageServiceErrorKind.TooLarge, tooLarge.Kind);
-        Assert.Contains("image_cache.max_image_bytes", tooLarge.Message, StringComparison.Ordinal);
+        Assert.Contains("the agent takes images of at most", tooLarge.Message, StringComparison.Ordinal);
         Assert.Equal(0, new[] { queued, vmdk, ova, large }.Sum(i => glance.FileHits(i.Id)));
         Assert.Empty(images.CacheFiles());
     }

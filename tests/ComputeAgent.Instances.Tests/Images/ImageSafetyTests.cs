@@ -51,7 +51,7 @@ public sealed class ImageSafetyTests : IAsyncLifetime
         var error = await Assert.ThrowsAsync<ImageServiceException>(() => cache.GetAsync(image.Id, FakeGlance.Token, CancellationToken.None));
 
         Assert.Equal(ImageServiceErrorKind.Timeout, error.Kind);
-        Assert.Equal($"image {image.Id}: converting it from raw to qcow2 took longer than 1 s; raise image_cache.convert_timeout or check the disk's speed", error.Message);
+        Assert.Equal($"image {image.Id}: converting it from raw to qcow2 took longer than 1 s; check the image cache disk's speed and that qemu-img convert of this image finishes by hand", error.Message);
         await AssertKilledAsync(pidFile);
         Assert.Empty(images.CacheFiles());
     }
@@ -114,7 +114,7 @@ public sealed class ImageSafetyTests : IAsyncLifetime
         // 100 TiB against the default limit of 4 TiB.
         Assert.Equal(ImageServiceErrorKind.TooLarge, error.Kind);
         Assert.Equal(
-            $"image {image.Id}: too large for this host: its virtual size is 109951162777600 bytes (image_cache.max_virtual_size_bytes is 4398046511104); use a smaller image or raise the limit",
+            $"image {image.Id}: too large for this host: its virtual size is 109951162777600 bytes and the agent takes at most 4398046511104 bytes; use a smaller image",
             error.Message);
         Assert.Empty(images.CacheFiles());
     }
