@@ -505,7 +505,9 @@ start() {
   write_openrc
   bootstrap
   start_keystone
-  start_daemon neutron-stub nobody:nogroup /usr/bin/python3 "$here/neutron-stub.py" 9696
+  # Run from the stack's folder: user nobody may not reach a clone under a private home (/root is 0700).
+  install -m 0755 -d "$WORK" && install -m 0644 "$here/neutron-stub.py" "$WORK/neutron-stub.py"
+  start_daemon neutron-stub nobody:nogroup /usr/bin/python3 "$WORK/neutron-stub.py" 9696
   start_daemon glance-api glance:glance /usr/bin/glance-api --config-file /etc/glance/glance-api.conf
   start_daemon placement-api root /usr/bin/uwsgi_python3 --ini "$WORK/etc/placement-api-uwsgi.ini" \
     --logto /var/log/placement/placement-uwsgi.log
