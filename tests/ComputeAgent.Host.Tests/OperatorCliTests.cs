@@ -185,6 +185,21 @@ public sealed class OperatorCliTests(CliHost host) : IClassFixture<CliHost>
     }
 
     [Fact]
+    public async Task A_waited_task_that_fails_exits_1_with_the_fault_the_agent_recorded()
+    {
+        var uuid = Guid.NewGuid().ToString();
+        await host.SpawnAsync(uuid, "cli-fail");
+        // The overlay gone behind the agent's back: the resize's qemu-img fails and the task records why.
+        File.Delete(Path.Combine(host.Scratch, "instances", uuid, "disk"));
+
+        var resize = await host.RunAsync("resize", uuid, "--root-gib", "2", "--wait");
+        Assert.Equal(1, resize.ExitCode);
+        Assert.StartsWith($"resize accepted: {uuid} ACTIVE / RESIZE_PREP\n", resize.StandardOutput, StringComparison.Ordinal);
+        Assert.StartsWith($"compute-agent-cli: resize failed: {uuid} is ACTIVE / RUNNING: IOException: resize failed: qemu-img info failed", resize.StandardError, StringComparison.Ordinal);
+        Assert.Contains("No such file or directory", resize.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_command_the_state_table_refuses_exits_1_with_the_agents_status_and_message()
     {
         var refused = await host.RunAsync("unpause", host.Uuid);
