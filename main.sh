@@ -27,7 +27,7 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-dotnet "$cli" image-server --dir "$work/images" --listen "127.0.0.1:$port" >"$work/images.log" 2>&1 &
+dotnet "$cli" demo image-server --dir "$work/images" --listen "127.0.0.1:$port" >"$work/images.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do grep -q '^serving' "$work/images.log" 2>/dev/null && break; sleep 0.1; done
 image_id=$(awk 'NR==1 {print $1}' "$work/images.log")
@@ -42,4 +42,4 @@ pids+=($!)
 for _ in $(seq 1 300); do [[ -S $work/agent.sock ]] && break; sleep 0.1; done
 echo "agent on $work/agent.sock (log: $work/agent.log)"
 
-dotnet "$cli" walk --socket "$work/agent.sock" --image-id "$image_id" --ready-line "$GUEST_READY_LINE"
+dotnet "$cli" demo walk --socket "$work/agent.sock" --image-id "$image_id" --ready-line "$GUEST_READY_LINE"

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using ComputeAgent.Api.V1;
 using Google.Protobuf;
 
@@ -13,40 +12,7 @@ internal static class AgentSpawn
 {
     private static readonly TimeSpan ConsoleBound = TimeSpan.FromMinutes(15);
 
-    internal sealed record Options(string Socket, string ImageId, string Name, string? PublicKeyFile, string KeyName, string? UserDataFile, string? Until, int Vcpus, int RamMib, int RootGib)
-    {
-        public static Options? Parse(IReadOnlyList<string> args)
-        {
-            var values = new Dictionary<string, string>(StringComparer.Ordinal);
-            for (var i = 0; i + 1 < args.Count; i += 2)
-            {
-                if (!args[i].StartsWith("--", StringComparison.Ordinal))
-                {
-                    return null;
-                }
-
-                values[args[i][2..]] = args[i + 1];
-            }
-
-            if (args.Count % 2 != 0 || !values.TryGetValue("socket", out var socket) || !values.TryGetValue("image-id", out var image))
-            {
-                return null;
-            }
-
-            int Number(string key, int fallback) => values.TryGetValue(key, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
-            return new Options(
-                socket,
-                image,
-                values.GetValueOrDefault("name", "cloud-1"),
-                values.GetValueOrDefault("public-key-file"),
-                values.GetValueOrDefault("key-name", "default"),
-                values.GetValueOrDefault("user-data"),
-                values.GetValueOrDefault("until"),
-                Number("vcpus", 1),
-                Number("ram-mib", 512),
-                Number("root-gib", 2));
-        }
-    }
+    internal sealed record Options(string Socket, string ImageId, string Name, string? PublicKeyFile, string KeyName, string? UserDataFile, string? Until, int Vcpus, int RamMib, int RootGib);
 
     public static async Task<int> RunAsync(Options options, CancellationToken cancellationToken)
     {

@@ -11,24 +11,7 @@ internal static class LifecycleWalk
 {
     private static readonly TimeSpan StepBound = TimeSpan.FromSeconds(120);
 
-    internal sealed record Options(string Image, string? ReadyLine, string Uri, string VirtType, string WorkDir)
-    {
-        public static Options Parse(string[] args)
-        {
-            var map = new Dictionary<string, string>(StringComparer.Ordinal);
-            for (var i = 0; i + 1 < args.Length; i += 2)
-            {
-                map[args[i]] = args[i + 1];
-            }
-
-            return new Options(
-                map.TryGetValue("--image", out var image) ? Path.GetFullPath(image) : throw new ArgumentException("--image is required: the qcow2 disk image to boot"),
-                map.GetValueOrDefault("--ready-line"),
-                map.GetValueOrDefault("--uri", "qemu:///system"),
-                map.GetValueOrDefault("--virt-type", "qemu"),
-                Path.GetFullPath(map.GetValueOrDefault("--work-dir", "/var/tmp/compute-agent-demo")));
-        }
-    }
+    internal sealed record Options(string Image, string? ReadyLine, string Uri, string VirtType, string WorkDir);
 
     public static async Task<int> RunAsync(Options options, CancellationToken cancellationToken)
     {

@@ -255,12 +255,13 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
 
             sent = Math.Max(sent, now);
         }
-        else if (request.AfterSequence == 0)
+        else if (request.AfterSequence == 0 && !request.ReplayOnly)
         {
             sent = await store.LastSequenceAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        while (request.AfterSequence > 0 && !request.Snapshot)
+        // replay_only from 0 reads the whole log: sent stays 0, and sequences start at 1.
+        while ((request.AfterSequence > 0 || request.ReplayOnly) && !request.Snapshot)
         {
             var page = await store.ReadEventsAsync(sent, 1000, cancellationToken).ConfigureAwait(false);
             foreach (var e in page.Where(e => only is null || e.Uuid == only))
@@ -274,6 +275,11 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
             }
 
             sent = page[^1].Seq;
+        }
+
+        if (request.ReplayOnly)
+        {
+            return;
         }
 
         await foreach (var e in live.ReadAllAsync(cancellationToken).ConfigureAwait(false))

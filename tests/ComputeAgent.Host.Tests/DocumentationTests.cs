@@ -92,11 +92,13 @@ public sealed partial class DocumentationTests
             Assert.Contains($"]({page})", readme, StringComparison.Ordinal);
         }
 
-        // compute-agent-cli(1) describes a tool the package does not ship, so it stays out.
-        Assert.Contains("\"$here/compute-agent.8\"", build, StringComparison.Ordinal);
-        Assert.Contains("\"$here/compute-agent.json.5\"", build, StringComparison.Ordinal);
-        Assert.Contains("\"$here/operations.md\"", build, StringComparison.Ordinal);
-        Assert.DoesNotContain("compute-agent-cli.1\"", build, StringComparison.Ordinal);
+        // The package ships the agent and compute-agent-cli, so every man page goes in.
+        foreach (var page in Documents.ManPages.Append("packaging/operations.md"))
+        {
+            Assert.Contains($"\"$here/{Path.GetFileName(page)}\"", build, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("usr/share/man/man1/compute-agent-cli.1.gz", build, StringComparison.Ordinal);
     }
 
     [Fact]

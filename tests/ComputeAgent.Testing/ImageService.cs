@@ -5,7 +5,7 @@ namespace ComputeAgent.Testing;
 /// <summary>One more image for <see cref="ImageService"/>: its properties, and a disk other than the test guest's plain one.</summary>
 public sealed record ImageVariant(IReadOnlyDictionary<string, string> Properties, string? Disk = null);
 
-/// <summary>A real HTTP image service: `compute-agent-cli image-server` over a folder holding the test guest.</summary>
+/// <summary>A real HTTP image service: `compute-agent-cli demo image-server` over a folder holding the test guest.</summary>
 public sealed class ImageService : IAsyncDisposable
 {
     private readonly Process process;
@@ -49,12 +49,12 @@ public sealed class ImageService : IAsyncDisposable
         return await StartAsync(directory);
     }
 
-    /// <summary>Serves every image in <paramref name="directory"/> (see compute-agent-cli image-server: FILE.json sidecars set ids and properties).</summary>
+    /// <summary>Serves every image in <paramref name="directory"/> (see compute-agent-cli demo image-server: FILE.json sidecars set ids and properties).</summary>
     public static async Task<ImageService> StartAsync(string directory)
     {
         var port = TestController.FreePort();
         var startInfo = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var argument in new[] { AgentProcess.Cli, "image-server", "--dir", directory, "--listen", $"127.0.0.1:{port}" })
+        foreach (var argument in new[] { AgentProcess.Cli, "demo", "image-server", "--dir", directory, "--listen", $"127.0.0.1:{port}" })
         {
             startInfo.ArgumentList.Add(argument);
         }

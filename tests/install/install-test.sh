@@ -9,6 +9,7 @@
 #                  reachable (no system D-Bus without systemd); the reason is kept for "start"
 #   start          start /usr/bin/compute-agent as the unit does (its User=, capabilities,
 #                  environment, RuntimeDirectory=) in the background; wait for the socket
+#   cli            compute-agent-cli (installed) against the started agent on the unit's socket
 #   stop           SIGTERM, as systemctl stop does
 #   upgrade        edit the conffile, plant a guest disk, install the same .deb again
 #   purge          dpkg -r and dpkg -P; guest disks and the user stay
@@ -63,7 +64,7 @@ agent_pid() { cat "$state/agent.pid" 2>/dev/null || true; }
 alive() { [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; }
 
 phase=${1:-}
-[[ -n $phase ]] || die "usage: $0 install [DEB] | libvirt | start | stop | upgrade | purge | cleanup"
+[[ -n $phase ]] || die "usage: $0 install [DEB] | libvirt | start | cli | stop | upgrade | purge | cleanup"
 [[ $(id -u) -eq 0 ]] || die "the install test installs a package: run it as root"
 mkdir -p "$state"
 chmod 0755 "$state"
@@ -100,6 +101,19 @@ install)
   check "dpkg says: install ok installed" installed
   check "/usr/lib/compute-agent/compute-agent is executable" test -x /usr/lib/compute-agent/compute-agent
   check "/usr/bin/compute-agent leads to it" test "$(readlink -f /usr/bin/compute-agent)" = /usr/lib/compute-agent/compute-agent
+  check "/usr/bin/compute-agent-cli leads to the CLI beside it" \
+    test "$(readlink -f /usr/bin/compute-agent-cli)" = /usr/lib/compute-agent/compute-agent-cli -a -x /usr/lib/compute-agent/compute-agent-cli
+  check "compute-agent-cli(1) and its bash completion are installed" \
+    test -f /usr/share/man/man1/compute-agent-cli.1.gz -a -f /usr/share/bash-completion/completions/compute-agent-cli
+  # The completion as bash loads it: "compute-agent-cli li<TAB>" and "... list --vm-state pa<TAB>".
+  completed=$(bash -c 'source /usr/share/bash-completion/completions/compute-agent-cli
+    COMP_WORDS=(compute-agent-cli li); COMP_CWORD=1; _compute_agent_cli; echo "${COMPREPLY[*]}"
+    COMP_WORDS=(compute-agent-cli list --vm-state PA); COMP_CWORD=3; _compute_agent_cli; echo "${COMPREPLY[*]}"' 2>&1)
+  if [[ $completed == $'list\nPAUSED' ]]; then
+    pass "the installed bash completion completes commands and vm_states"
+  else
+    fail "the installed bash completion answered: ${completed//$'\n'/; }"
+  fi
   check "the unit is at $unit" test -f "$unit"
   check "agent.json is a conffile" grep -q '/etc/compute-agent/agent.json' <(dpkg-query -W -f='${Conffiles}' "$package")
   check "copyright, changelog, operations guide and man pages are installed" \
@@ -255,6 +269,34 @@ start)
   done_phase
   ;;
 
+cli)
+  installed || die "$package is not installed (run the install phase)"
+  alive "$(agent_pid)" || die "no agent started by this test is running (run the start phase)"
+  # No --socket: the CLI reads Agent:UnixSocketPath from the installed agent.json, as an operator's would.
+  set +e
+  host=$(compute-agent-cli host 2>&1)
+  code=$?
+  set -e
+  if [[ $code -eq 0 && $host == *hostname* && $host == *libvirt* ]]; then
+    pass "compute-agent-cli host answers from the unit's socket: ${host//$'\n'/; }"
+  else
+    fail "compute-agent-cli host: status $code: $host"
+  fi
+  check "compute-agent-cli health says SERVING" test "$(compute-agent-cli health 2>&1)" = SERVING
+  check "compute-agent-cli list --json is an empty list" test "$(compute-agent-cli list --json 2>&1 | tr -d ' \n')" = "[]"
+  # A user outside the socket's group is refused by the socket's mode: exit 3 and what to do.
+  set +e
+  refused=$(setpriv --reuid=nobody --regid=nogroup --clear-groups -- /usr/bin/compute-agent-cli host 2>&1)
+  code=$?
+  set -e
+  if [[ $code -eq 3 && $refused == *"permission denied"*"SocketGroup"* ]]; then
+    pass "for user nobody it exits 3 and says why: $refused"
+  else
+    fail "compute-agent-cli host as nobody: status $code: $refused"
+  fi
+  done_phase
+  ;;
+
 stop)
   pid=$(agent_pid)
   alive "$pid" || die "no agent started by this test is running"
@@ -300,7 +342,7 @@ upgrade)
 purge)
   known || die "$package is not on this machine"
   if dpkg -r "$package"; then pass "dpkg -r $package"; else fail "dpkg -r failed"; fi
-  check "the binary is gone" test ! -e /usr/bin/compute-agent -a ! -e /usr/lib/compute-agent
+  check "the binary is gone" test ! -e /usr/bin/compute-agent -a ! -e /usr/bin/compute-agent-cli -a ! -e /usr/lib/compute-agent
   check "the unit is gone" test ! -e "$unit"
   check "the settings stay until purge" test -f /etc/compute-agent/agent.json
   check "user compute-agent stays" getent passwd "$package"

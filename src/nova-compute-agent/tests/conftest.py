@@ -75,7 +75,7 @@ class Agent(object):
         self.image_url = 'http://127.0.0.1:%d' % port
         self.images_log = open(os.path.join(self.scratch, 'images.log'), 'w+')
         self.processes.append(subprocess.Popen(
-            ['dotnet', CLI_DLL, 'image-server', '--dir', self.images_dir,
+            ['dotnet', CLI_DLL, 'demo', 'image-server', '--dir', self.images_dir,
              '--listen', '127.0.0.1:%d' % port],
             stdout=self.images_log, stderr=subprocess.STDOUT))
         _wait(lambda: 'serving' in self._read(self.images_log), 60, 'the image server')
