@@ -63,7 +63,8 @@ public static class MetricsScrapeBenchmark
         var calls = last.Value("compute_agent_libvirt_call_duration_seconds_count", ("call", BulkCall)) - callsBefore;
         var instancesSeen = last.Series("compute_agent_instances").Sum(s => s.Value);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"GET /metrics with {instancesSeen} instances on test:///default, {scrapes} scrapes of {bytes / 1024} KiB: p50 {ControllerLinkBenchmark.P(times, 0.5):F2} ms, p95 {ControllerLinkBenchmark.P(times, 0.95):F2} ms, max {times.Max():F2} ms"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{BulkCall} calls: {calls} for {scrapes + 1} scrapes ({calls / (scrapes + 1):F2} per scrape)"));
+        var callSeconds = last.Value("compute_agent_libvirt_call_duration_seconds_sum", ("call", BulkCall)) - warm.Value("compute_agent_libvirt_call_duration_seconds_sum", ("call", BulkCall));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{BulkCall} calls: {calls} for {scrapes + 1} scrapes ({calls / (scrapes + 1):F2} per scrape), {callSeconds * 1000 / calls:F2} ms each on average"));
         Directory.Delete(scratch, recursive: true);
         return calls == scrapes + 1 ? 0 : 1;
     }
