@@ -36,6 +36,12 @@ public sealed class AgentOptions
     /// <summary>Optional TCP listener, e.g. 0.0.0.0:50051; mutual TLS only (see <see cref="Callers"/>).</summary>
     public string? TcpListen { get; set; }
 
+    /// <summary>Optional Prometheus listener for GET /metrics, e.g. 127.0.0.1:9180; off when empty.</summary>
+    public string? MetricsListen { get; set; }
+
+    /// <summary>Serve /metrics over mutual TLS with the <see cref="Callers"/> certificate settings (a client must present a certificate signed by ClientCaPath).</summary>
+    public bool MetricsMutualTls { get; set; }
+
     /// <summary>Glance v2 endpoint, e.g. http://glance.example:9292.</summary>
     public string? ImageServiceUrl { get; set; }
 
@@ -171,6 +177,7 @@ public sealed class AgentOptions
             errors.Add($"Agent:TcpListen '{tcp}' must be ADDRESS:PORT, e.g. 127.0.0.1:50051");
         }
 
+        errors.AddRange(ValidateMetrics());
         if (ConfigDriveFormat is not ("iso9660" or "vfat"))
         {
             errors.Add($"Agent:ConfigDriveFormat '{ConfigDriveFormat}' must be iso9660 or vfat");
@@ -248,6 +255,39 @@ public sealed class AgentOptions
         }
 
         return errors;
+    }
+
+    private IEnumerable<string> ValidateMetrics()
+    {
+        if (string.IsNullOrEmpty(MetricsListen))
+        {
+            if (MetricsMutualTls)
+            {
+                yield return "Agent:MetricsMutualTls is only read with Agent:MetricsListen: set the metrics listener's ADDRESS:PORT (e.g. 127.0.0.1:9180) or remove MetricsMutualTls";
+            }
+
+            yield break;
+        }
+
+        if (!System.Net.IPEndPoint.TryParse(MetricsListen, out var metrics))
+        {
+            yield return $"Agent:MetricsListen '{MetricsListen}' must be ADDRESS:PORT, e.g. 127.0.0.1:9180";
+            yield break;
+        }
+
+        if (TcpListen is { Length: > 0 } tcp && System.Net.IPEndPoint.TryParse(tcp, out var grpc) && grpc.Port == metrics.Port && (grpc.Address.Equals(metrics.Address) || grpc.Address.Equals(System.Net.IPAddress.Any) || metrics.Address.Equals(System.Net.IPAddress.Any)))
+        {
+            yield return $"Agent:MetricsListen '{MetricsListen}' is the address of Agent:TcpListen '{tcp}': give the metrics listener a port of its own, e.g. 9180";
+        }
+
+        // With Agent:TcpListen set, the Callers check already names any missing file.
+        if (MetricsMutualTls && string.IsNullOrEmpty(TcpListen))
+        {
+            foreach (var problem in Callers.ValidateCertificateFiles("Agent:MetricsMutualTls serves /metrics only over mutual TLS"))
+            {
+                yield return problem;
+            }
+        }
     }
 
     private IEnumerable<string> ValidateCpu()

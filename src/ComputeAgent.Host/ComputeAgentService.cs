@@ -287,6 +287,7 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
             if (e.Seq > sent && (only is null || e.Uuid == only))
             {
                 await responseStream.WriteAsync(e.ToApi(), cancellationToken).ConfigureAwait(false);
+                Metrics.HostMetrics.Delivered(e, "grpc");
                 sent = e.Seq;
             }
         }

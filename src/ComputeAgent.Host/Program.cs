@@ -2,6 +2,7 @@ using ComputeAgent.Host;
 using ComputeAgent.Host.Callers;
 using ComputeAgent.Host.HostShutdown;
 using ComputeAgent.Host.Journal;
+using ComputeAgent.Host.Metrics;
 using ComputeAgent.Instances.Images;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -66,6 +67,7 @@ builder.Services.AddGrpcReflection();
 builder.Services.AddGrpcHealthChecks(o => o.UseHealthChecksCache = false).AddCheck<AgentHealth>("agent");
 builder.Services.AddCallerChecks(options);
 builder.Services.AddControllerLink(options);
+builder.Services.AddMetricsExport(options);
 
 Directory.CreateDirectory(Path.GetDirectoryName(options.UnixSocketPath)!);
 if (File.Exists(options.UnixSocketPath))
@@ -80,9 +82,12 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     {
         kestrel.Listen(System.Net.IPEndPoint.Parse(options.TcpListen), l => l.UseMutualTls(options.Callers));
     }
+
+    kestrel.ListenMetrics(options);
 });
 
 var app = builder.Build();
+app.MapMetricsExport(options);
 app.UseMiddleware<CallerCheck>();
 app.MapGrpcService<ComputeAgentService>();
 app.MapGrpcReflectionService();

@@ -116,7 +116,7 @@ public sealed class LibvirtConnection : IDisposable
     public LibvirtDomain DefineXml(string xml, DomainDefineFlags flags = DomainDefineFlags.None)
     {
         ArgumentNullException.ThrowIfNull(xml);
-        return Wrap(virDomainDefineXMLFlags(handle, xml, (uint)flags), "virDomainDefineXMLFlags");
+        return Wrap(AgentMeter.StartLibvirtCall(), virDomainDefineXMLFlags(handle, xml, (uint)flags), "virDomainDefineXMLFlags");
     }
 
     public LibvirtDomain LookupByUuid(Guid uuid) => LookupByUuidCore(uuid, out var error) ?? throw error!;
@@ -132,7 +132,9 @@ public sealed class LibvirtConnection : IDisposable
     {
         byte* bytes = stackalloc byte[UuidLength];
         uuid.TryWriteBytes(new Span<byte>(bytes, UuidLength), bigEndian: true, out _);
+        var started = AgentMeter.StartLibvirtCall();
         var domain = virDomainLookupByUUID(handle, bytes);
+        AgentMeter.EndLibvirtCall(started, "virDomainLookupByUUID");
         if (!domain.IsInvalid)
         {
             error = null;
@@ -147,7 +149,7 @@ public sealed class LibvirtConnection : IDisposable
     public LibvirtDomain LookupByName(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
-        return Wrap(virDomainLookupByName(handle, name), "virDomainLookupByName");
+        return Wrap(AgentMeter.StartLibvirtCall(), virDomainLookupByName(handle, name), "virDomainLookupByName");
     }
 
     /// <summary>Every domain matching the filter; the caller disposes each.</summary>
@@ -181,36 +183,81 @@ public sealed class LibvirtConnection : IDisposable
     /// </summary>
     public unsafe IReadOnlyList<DomainStatsRecord> GetAllDomainStats(DomainStatsTypes stats, ListDomainsFlags filter = ListDomainsFlags.All)
     {
-        VirDomainStatsRecord** records = null;
-        var count = virConnectGetAllDomainStats(handle, (uint)stats, &records, (uint)filter);
-        if (count < 0)
+        using var list = QueryAllDomainStats(stats, filter, out var count);
+        var result = new DomainStatsRecord[count];
+        for (var i = 0; i < count; i++)
         {
-            throw LibvirtException.FromLastError("virConnectGetAllDomainStats");
-        }
-
-        try
-        {
-            var result = new DomainStatsRecord[count];
-            for (var i = 0; i < count; i++)
+            var record = list.Records[i];
+            var values = new Dictionary<string, object>(record->NParams, StringComparer.Ordinal);
+            for (var p = 0; p < record->NParams; p++)
             {
-                var record = records[i];
-                var values = new Dictionary<string, object>(record->NParams, StringComparer.Ordinal);
-                for (var p = 0; p < record->NParams; p++)
-                {
-                    var parameter = &record->Params[p];
-                    values[Encoding.UTF8.GetString(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(parameter->Field))] = TypedParameterValue(parameter);
-                }
-
-                result[i] = new DomainStatsRecord(LibvirtDomain.ReadUuid(record->Dom), LibvirtDomain.ReadName(record->Dom), values);
+                var parameter = &record->Params[p];
+                values[Encoding.UTF8.GetString(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(parameter->Field))] = TypedParameterValue(parameter);
             }
 
-            return result;
+            result[i] = new DomainStatsRecord(LibvirtDomain.ReadUuid(record->Dom), LibvirtDomain.ReadName(record->Dom), values);
         }
-        finally
-        {
-            virDomainStatsRecordListFree(records);
-        }
+
+        return result;
     }
+
+    /// <summary>
+    /// The counters of every running guest (CPU and vCPU time, balloon, per-disk and per-interface
+    /// I/O) in one bulk call: a metrics scrape makes this call and no other.
+    /// </summary>
+    public unsafe IReadOnlyList<GuestStats> GetAllGuestStats()
+    {
+        using var list = QueryAllDomainStats(DomainStatsTypes.CpuTotal | DomainStatsTypes.Balloon | DomainStatsTypes.Vcpu | DomainStatsTypes.Interface | DomainStatsTypes.Block, ListDomainsFlags.Active, out var count);
+        var result = new GuestStats[count];
+        for (var i = 0; i < count; i++)
+        {
+            var record = list.Records[i];
+            var guest = new GuestStats(LibvirtDomain.ReadUuid(record->Dom), LibvirtDomain.ReadName(record->Dom));
+            for (var p = 0; p < record->NParams; p++)
+            {
+                var parameter = &record->Params[p];
+                var field = Encoding.UTF8.GetString(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(parameter->Field));
+                if (parameter->Type == 7)
+                {
+                    guest.Read(field, Marshal.PtrToStringUTF8((nint)parameter->S) ?? string.Empty);
+                }
+                else
+                {
+                    guest.Read(field, NumericValue(parameter));
+                }
+            }
+
+            result[i] = guest;
+        }
+
+        return result;
+    }
+
+    private SafeDomainStatsRecordListHandle QueryAllDomainStats(DomainStatsTypes stats, ListDomainsFlags filter, out int count)
+    {
+        var started = AgentMeter.StartLibvirtCall();
+        count = virConnectGetAllDomainStats(handle, (uint)stats, out var list, (uint)filter);
+        AgentMeter.EndLibvirtCall(started, "virConnectGetAllDomainStats");
+        if (count < 0)
+        {
+            var error = LibvirtException.FromLastError("virConnectGetAllDomainStats");
+            list.Dispose();
+            throw error;
+        }
+
+        return list;
+    }
+
+    private static unsafe ulong NumericValue(VirTypedParameter* parameter) => parameter->Type switch
+    {
+        1 => (ulong)Math.Max(parameter->I, 0),
+        2 => parameter->Ui,
+        3 => (ulong)Math.Max(parameter->L, 0),
+        4 => parameter->Ul,
+        5 => parameter->D > 0 ? (ulong)parameter->D : 0,
+        6 => parameter->B,
+        _ => throw new LibvirtException("virConnectGetAllDomainStats", LibvirtErrorCode.InternalError, LibvirtErrorDomain.None, $"unknown typed parameter type {parameter->Type}"),
+    };
 
     private static unsafe object TypedParameterValue(VirTypedParameter* parameter) => parameter->Type switch
     {
@@ -318,8 +365,10 @@ public sealed class LibvirtConnection : IDisposable
         handle.Dispose();
     }
 
-    private static LibvirtDomain Wrap(SafeDomainHandle domain, string operation)
+    /// <param name="started">From <see cref="AgentMeter.StartLibvirtCall"/>, passed before the call (arguments are evaluated left to right).</param>
+    private static LibvirtDomain Wrap(long started, SafeDomainHandle domain, string operation)
     {
+        AgentMeter.EndLibvirtCall(started, operation);
         if (!domain.IsInvalid)
         {
             return new LibvirtDomain(domain, uuid: null);

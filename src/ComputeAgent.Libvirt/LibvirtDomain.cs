@@ -58,22 +58,22 @@ public sealed class LibvirtDomain : IDisposable
         _ => throw LibvirtException.FromLastError("virDomainIsPersistent"),
     };
 
-    public void Create(DomainCreateFlags flags = DomainCreateFlags.None) => Check(virDomainCreateWithFlags(handle, (uint)flags), "virDomainCreateWithFlags");
+    public void Create(DomainCreateFlags flags = DomainCreateFlags.None) => Check(AgentMeter.StartLibvirtCall(), virDomainCreateWithFlags(handle, (uint)flags), "virDomainCreateWithFlags");
 
-    public void Destroy(DomainDestroyFlags flags = DomainDestroyFlags.None) => Check(virDomainDestroyFlags(handle, (uint)flags), "virDomainDestroyFlags");
+    public void Destroy(DomainDestroyFlags flags = DomainDestroyFlags.None) => Check(AgentMeter.StartLibvirtCall(), virDomainDestroyFlags(handle, (uint)flags), "virDomainDestroyFlags");
 
     /// <summary>Asks the guest to shut down (ACPI power button by default); returns before it has.</summary>
-    public void Shutdown(DomainShutdownFlags flags = DomainShutdownFlags.Default) => Check(virDomainShutdownFlags(handle, (uint)flags), "virDomainShutdownFlags");
+    public void Shutdown(DomainShutdownFlags flags = DomainShutdownFlags.Default) => Check(AgentMeter.StartLibvirtCall(), virDomainShutdownFlags(handle, (uint)flags), "virDomainShutdownFlags");
 
-    public void Reboot(DomainShutdownFlags flags = DomainShutdownFlags.Default) => Check(virDomainReboot(handle, (uint)flags), "virDomainReboot");
+    public void Reboot(DomainShutdownFlags flags = DomainShutdownFlags.Default) => Check(AgentMeter.StartLibvirtCall(), virDomainReboot(handle, (uint)flags), "virDomainReboot");
 
-    public void Reset() => Check(virDomainReset(handle, 0), "virDomainReset");
+    public void Reset() => Check(AgentMeter.StartLibvirtCall(), virDomainReset(handle, 0), "virDomainReset");
 
-    public void Suspend() => Check(virDomainSuspend(handle), "virDomainSuspend");
+    public void Suspend() => Check(AgentMeter.StartLibvirtCall(), virDomainSuspend(handle), "virDomainSuspend");
 
-    public void Resume() => Check(virDomainResume(handle), "virDomainResume");
+    public void Resume() => Check(AgentMeter.StartLibvirtCall(), virDomainResume(handle), "virDomainResume");
 
-    public void ManagedSave() => Check(virDomainManagedSave(handle, 0), "virDomainManagedSave");
+    public void ManagedSave() => Check(AgentMeter.StartLibvirtCall(), virDomainManagedSave(handle, 0), "virDomainManagedSave");
 
     public bool HasManagedSaveImage() => virDomainHasManagedSaveImage(handle, 0) switch
     {
@@ -82,19 +82,19 @@ public sealed class LibvirtDomain : IDisposable
         _ => throw LibvirtException.FromLastError("virDomainHasManagedSaveImage"),
     };
 
-    public void ManagedSaveRemove() => Check(virDomainManagedSaveRemove(handle, 0), "virDomainManagedSaveRemove");
+    public void ManagedSaveRemove() => Check(AgentMeter.StartLibvirtCall(), virDomainManagedSaveRemove(handle, 0), "virDomainManagedSaveRemove");
 
-    public void Undefine(DomainUndefineFlags flags = DomainUndefineFlags.None) => Check(virDomainUndefineFlags(handle, (uint)flags), "virDomainUndefineFlags");
+    public void Undefine(DomainUndefineFlags flags = DomainUndefineFlags.None) => Check(AgentMeter.StartLibvirtCall(), virDomainUndefineFlags(handle, (uint)flags), "virDomainUndefineFlags");
 
     public DomainStateInfo GetState()
     {
-        Check(virDomainGetState(handle, out var state, out var reason, 0), "virDomainGetState");
+        Check(AgentMeter.StartLibvirtCall(), virDomainGetState(handle, out var state, out var reason, 0), "virDomainGetState");
         return new DomainStateInfo((DomainState)state, reason);
     }
 
     public DomainInfo GetInfo()
     {
-        Check(virDomainGetInfo(handle, out var info), "virDomainGetInfo");
+        Check(AgentMeter.StartLibvirtCall(), virDomainGetInfo(handle, out var info), "virDomainGetInfo");
         return new DomainInfo((DomainState)info.State, info.MaxMem.Value, info.Memory.Value, info.NrVirtCpu, info.CpuTime);
     }
 
@@ -102,23 +102,23 @@ public sealed class LibvirtDomain : IDisposable
         TakeString(virDomainGetXMLDesc(handle, (uint)flags)) ?? throw LibvirtException.FromLastError("virDomainGetXMLDesc");
 
     public void SetVcpus(uint count, DomainModificationFlags flags = DomainModificationFlags.Current) =>
-        Check(virDomainSetVcpusFlags(handle, count, (uint)flags), "virDomainSetVcpusFlags");
+        Check(AgentMeter.StartLibvirtCall(), virDomainSetVcpusFlags(handle, count, (uint)flags), "virDomainSetVcpusFlags");
 
     public void SetMemory(ulong memoryKiB, DomainModificationFlags flags = DomainModificationFlags.Current) =>
-        Check(virDomainSetMemoryFlags(handle, new CULong((nuint)memoryKiB), (uint)flags), "virDomainSetMemoryFlags");
+        Check(AgentMeter.StartLibvirtCall(), virDomainSetMemoryFlags(handle, new CULong((nuint)memoryKiB), (uint)flags), "virDomainSetMemoryFlags");
 
     public void AttachDevice(string deviceXml, DomainModificationFlags flags = DomainModificationFlags.Current) =>
-        Check(virDomainAttachDeviceFlags(handle, deviceXml, (uint)flags), "virDomainAttachDeviceFlags");
+        Check(AgentMeter.StartLibvirtCall(), virDomainAttachDeviceFlags(handle, deviceXml, (uint)flags), "virDomainAttachDeviceFlags");
 
     public void DetachDevice(string deviceXml, DomainModificationFlags flags = DomainModificationFlags.Current) =>
-        Check(virDomainDetachDeviceFlags(handle, deviceXml, (uint)flags), "virDomainDetachDeviceFlags");
+        Check(AgentMeter.StartLibvirtCall(), virDomainDetachDeviceFlags(handle, deviceXml, (uint)flags), "virDomainDetachDeviceFlags");
 
     public void UpdateDevice(string deviceXml, DomainModificationFlags flags = DomainModificationFlags.Current) =>
-        Check(virDomainUpdateDeviceFlags(handle, deviceXml, (uint)flags), "virDomainUpdateDeviceFlags");
+        Check(AgentMeter.StartLibvirtCall(), virDomainUpdateDeviceFlags(handle, deviceXml, (uint)flags), "virDomainUpdateDeviceFlags");
 
     /// <summary>Sets a guest user's password through the QEMU guest agent.</summary>
     public void SetUserPassword(string user, string password) =>
-        Check(virDomainSetUserPassword(handle, user, password, 0), "virDomainSetUserPassword");
+        Check(AgentMeter.StartLibvirtCall(), virDomainSetUserPassword(handle, user, password, 0), "virDomainSetUserPassword");
 
     /// <summary>The metadata element under <paramref name="namespaceUri"/> (or title/description), or null when there is none.</summary>
     public unsafe string? GetMetadata(DomainMetadataType type, string? namespaceUri, DomainModificationFlags flags = DomainModificationFlags.Current)
@@ -135,16 +135,16 @@ public sealed class LibvirtDomain : IDisposable
 
     /// <summary>Sets (or with null <paramref name="metadata"/> removes) a metadata element or the title/description.</summary>
     public void SetMetadata(DomainMetadataType type, string? metadata, string? key, string? namespaceUri, DomainModificationFlags flags = DomainModificationFlags.Current) =>
-        Check(virDomainSetMetadata(handle, (int)type, metadata, key, namespaceUri, (uint)flags), "virDomainSetMetadata");
+        Check(AgentMeter.StartLibvirtCall(), virDomainSetMetadata(handle, (int)type, metadata, key, namespaceUri, (uint)flags), "virDomainSetMetadata");
 
     public void BlockResize(string disk, ulong size, BlockResizeFlags flags = BlockResizeFlags.Bytes) =>
-        Check(virDomainBlockResize(handle, disk, size, (uint)flags), "virDomainBlockResize");
+        Check(AgentMeter.StartLibvirtCall(), virDomainBlockResize(handle, disk, size, (uint)flags), "virDomainBlockResize");
 
     public void BlockRebase(string disk, string? baseImage, ulong bandwidthMiBps = 0, BlockRebaseFlags flags = BlockRebaseFlags.None) =>
-        Check(virDomainBlockRebase(handle, disk, baseImage, new CULong((nuint)bandwidthMiBps), (uint)flags), "virDomainBlockRebase");
+        Check(AgentMeter.StartLibvirtCall(), virDomainBlockRebase(handle, disk, baseImage, new CULong((nuint)bandwidthMiBps), (uint)flags), "virDomainBlockRebase");
 
     public unsafe void BlockCopy(string disk, string destinationXml, BlockCopyFlags flags = BlockCopyFlags.None) =>
-        Check(virDomainBlockCopy(handle, disk, destinationXml, null, 0, (uint)flags), "virDomainBlockCopy");
+        Check(AgentMeter.StartLibvirtCall(), virDomainBlockCopy(handle, disk, destinationXml, null, 0, (uint)flags), "virDomainBlockCopy");
 
     /// <summary>The disk's running block job, or null when it has none.</summary>
     public BlockJobInfo? GetBlockJobInfo(string disk) => virDomainGetBlockJobInfo(handle, disk, out var info, 0) switch
@@ -155,7 +155,7 @@ public sealed class LibvirtDomain : IDisposable
     };
 
     public void BlockJobAbort(string disk, BlockJobAbortFlags flags = BlockJobAbortFlags.None) =>
-        Check(virDomainBlockJobAbort(handle, disk, (uint)flags), "virDomainBlockJobAbort");
+        Check(AgentMeter.StartLibvirtCall(), virDomainBlockJobAbort(handle, disk, (uint)flags), "virDomainBlockJobAbort");
 
     /// <summary>Freezes the guest's file systems through the guest agent; returns how many were frozen.</summary>
     public int FsFreeze(IReadOnlyList<string>? mountPoints = null) => FileSystems(mountPoints, thaw: false);
@@ -164,13 +164,13 @@ public sealed class LibvirtDomain : IDisposable
 
     public DomainInterfaceStats GetInterfaceStats(string device)
     {
-        Check(virDomainInterfaceStats(handle, device, out var s, (nuint)Marshal.SizeOf<VirDomainInterfaceStats>()), "virDomainInterfaceStats");
+        Check(AgentMeter.StartLibvirtCall(), virDomainInterfaceStats(handle, device, out var s, (nuint)Marshal.SizeOf<VirDomainInterfaceStats>()), "virDomainInterfaceStats");
         return new DomainInterfaceStats(s.RxBytes, s.RxPackets, s.RxErrs, s.RxDrop, s.TxBytes, s.TxPackets, s.TxErrs, s.TxDrop);
     }
 
     public DomainBlockStats GetBlockStats(string disk)
     {
-        Check(virDomainBlockStats(handle, disk, out var s, (nuint)Marshal.SizeOf<VirDomainBlockStats>()), "virDomainBlockStats");
+        Check(AgentMeter.StartLibvirtCall(), virDomainBlockStats(handle, disk, out var s, (nuint)Marshal.SizeOf<VirDomainBlockStats>()), "virDomainBlockStats");
         return new DomainBlockStats(s.RdReq, s.RdBytes, s.WrReq, s.WrBytes, s.Errs);
     }
 
@@ -198,8 +198,13 @@ public sealed class LibvirtDomain : IDisposable
 
     internal static unsafe string ReadName(nint domain) => Marshal.PtrToStringUTF8((nint)virDomainGetName(domain)) ?? string.Empty;
 
-    private static void Check(int result, string operation)
+    /// <remarks>
+    /// Callers pass <see cref="AgentMeter.StartLibvirtCall"/> before the call as the first argument:
+    /// C# evaluates arguments left to right, so it is taken before the libvirt call runs.
+    /// </remarks>
+    private static void Check(long started, int result, string operation)
     {
+        AgentMeter.EndLibvirtCall(started, operation);
         if (result < 0)
         {
             throw LibvirtException.FromLastError(operation);

@@ -18,6 +18,14 @@ if (args is ["--controller", ..])
         args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 25);
 }
 
+if (args is ["--metrics", ..])
+{
+    // dotnet run -- --metrics [INSTANCES] [SCRAPES]: one GET /metrics with that many instances.
+    return await ComputeAgent.Host.Benchmarks.MetricsScrapeBenchmark.RunAsync(
+        args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1000,
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 50);
+}
+
 var instances = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 1000;
 var guest = await TestGuest.LoadOrBuildAsync();
 var scratch = RepositoryPaths.CreateScratch("agent-bench");

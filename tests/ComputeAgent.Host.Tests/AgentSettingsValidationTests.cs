@@ -35,6 +35,16 @@ public sealed class AgentSettingsValidationTests
             ["TcpListen=localhost", $"Callers:ServerCertificatePath={Existing}", $"Callers:ServerKeyPath={Existing}", $"Callers:ClientCaPath={Existing}"],
             "Agent:TcpListen 'localhost' must be ADDRESS:PORT, e.g. 127.0.0.1:50051"
         },
+        { ["MetricsListen=localhost"], "Agent:MetricsListen 'localhost' must be ADDRESS:PORT, e.g. 127.0.0.1:9180" },
+        { ["MetricsMutualTls=true"], "Agent:MetricsMutualTls is only read with Agent:MetricsListen: set the metrics listener's ADDRESS:PORT (e.g. 127.0.0.1:9180) or remove MetricsMutualTls" },
+        {
+            ["MetricsListen=127.0.0.1:9180", "MetricsMutualTls=true", $"Callers:ServerCertificatePath={Existing}", $"Callers:ServerKeyPath={Existing}"],
+            "Agent:Callers:ClientCaPath '' must name a readable PEM file: Agent:MetricsMutualTls serves /metrics only over mutual TLS"
+        },
+        {
+            ["TcpListen=0.0.0.0:50051", $"Callers:ServerCertificatePath={Existing}", $"Callers:ServerKeyPath={Existing}", $"Callers:ClientCaPath={Existing}", "MetricsListen=127.0.0.1:50051"],
+            "Agent:MetricsListen '127.0.0.1:50051' is the address of Agent:TcpListen '0.0.0.0:50051': give the metrics listener a port of its own, e.g. 9180"
+        },
         { ["ConfigDriveFormat=udf"], "Agent:ConfigDriveFormat 'udf' must be iso9660 or vfat" },
         { ["SysinfoManufacturer= "], "Agent:SysinfoManufacturer ' ' must be 1 to 255 printable characters" },
         { [$"SysinfoProduct={Long}"], $"Agent:SysinfoProduct '{Long}' must be 1 to 255 printable characters" },

@@ -1,5 +1,3 @@
-using System.Net.Security;
-using System.Security.Cryptography.X509Certificates;
 using ComputeAgent.Api.V1;
 using ComputeAgent.Testing;
 using Grpc.Core;
@@ -249,27 +247,9 @@ public sealed class CallerTests
         return result.StandardOutput + result.StandardError;
     }
 
-    private static GrpcChannel TlsChannel(int port, TestCertificates pki, PemPair? client)
-    {
-        var options = new SslClientAuthenticationOptions
+    private static GrpcChannel TlsChannel(int port, TestCertificates pki, PemPair? client) =>
+        GrpcChannel.ForAddress($"https://127.0.0.1:{port}", new GrpcChannelOptions
         {
-            RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-            {
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.Add(pki.Authority);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return certificate is X509Certificate2 presented && chain.Build(presented);
-            },
-        };
-        if (client is not null)
-        {
-            options.ClientCertificates = [client.Load()];
-        }
-
-        return GrpcChannel.ForAddress($"https://127.0.0.1:{port}", new GrpcChannelOptions
-        {
-            HttpHandler = new SocketsHttpHandler { SslOptions = options },
+            HttpHandler = new SocketsHttpHandler { SslOptions = pki.ClientOptions(client) },
         });
-    }
 }

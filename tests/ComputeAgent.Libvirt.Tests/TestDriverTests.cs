@@ -225,6 +225,61 @@ public sealed class TestDriverTests : IDisposable
     }
 
     [Fact]
+    public void Guest_stats_are_one_timed_call_for_the_running_domains_only()
+    {
+        var running = Guid.NewGuid();
+        var stopped = Guid.NewGuid();
+        using var a = connection.DefineXml(TestDriverCollection.DomainXml($"guest-run-{running:N}", running));
+        using var b = connection.DefineXml(TestDriverCollection.DomainXml($"guest-off-{stopped:N}", stopped));
+        a.Create();
+        var calls = new List<string>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == AgentMeter.Name && instrument.Name == "libvirt_call_duration_seconds")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        var thread = Environment.CurrentManagedThreadId;
+        listener.SetMeasurementEventCallback<double>((_, seconds, tags, _) =>
+        {
+            // Only this test's calls: other collections call libvirt on their own threads meanwhile.
+            if (Environment.CurrentManagedThreadId != thread)
+            {
+                return;
+            }
+
+            Assert.True(seconds >= 0);
+            lock (calls)
+            {
+                calls.Add((string)tags[0].Value!);
+            }
+        });
+        listener.Start();
+        try
+        {
+            var guests = connection.GetAllGuestStats().ToDictionary(g => g.Uuid);
+            lock (calls)
+            {
+                Assert.Equal(["virConnectGetAllDomainStats"], calls);
+            }
+
+            // test:///default fills no counter group: the record is there, its counters are not.
+            Assert.Equal($"guest-run-{running:N}", guests[running].Name);
+            Assert.DoesNotContain(stopped, guests.Keys);
+            Assert.Null(guests[running].CpuTimeNs);
+            Assert.Empty(guests[running].Disks);
+        }
+        finally
+        {
+            a.Destroy();
+            a.Undefine();
+            b.Undefine();
+        }
+    }
+
+    [Fact]
     public void A_read_only_connection_reads_but_cannot_change_anything()
     {
         using var readOnly = LibvirtConnection.Open("test:///default", readOnly: true);

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
@@ -38,6 +39,28 @@ public sealed class TestCertificates
     /// <summary>A client certificate, valid now unless the dates say otherwise.</summary>
     public PemPair IssueClient(string commonName, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null) =>
         Issue(commonName, server: false, notBefore ?? DateTimeOffset.UtcNow.AddDays(-1), notAfter ?? DateTimeOffset.UtcNow.AddDays(10));
+
+    /// <summary>A TLS client's settings: trusts only this CA's servers, presents <paramref name="client"/> when given.</summary>
+    public SslClientAuthenticationOptions ClientOptions(PemPair? client)
+    {
+        var options = new SslClientAuthenticationOptions
+        {
+            RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+            {
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(Authority);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return certificate is X509Certificate2 presented && chain.Build(presented);
+            },
+        };
+        if (client is not null)
+        {
+            options.ClientCertificates = [client.Load()];
+        }
+
+        return options;
+    }
 
     private PemPair Issue(string commonName, bool server, DateTimeOffset notBefore, DateTimeOffset notAfter)
     {

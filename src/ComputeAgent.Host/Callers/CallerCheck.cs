@@ -82,7 +82,8 @@ public sealed partial class CallerCheck : IMiddleware
             ? null
             : Refusal.PermissionDenied($"uid {peer.Uid} may not call this agent: only root, uid {ownUid} (the agent) and members of group '{options.SocketGroup}' may; add the user to that group (Agent:Callers:SocketGroup)");
 
-    private async Task<(string Peer, Refusal? Refusal)> CheckCertificateAsync(HttpContext context, IDictionary<object, object?>? items)
+    /// <summary>A TLS caller's client certificate: chained to Agent:Callers:ClientCaPath and among AllowedSubjects (the metrics listener asks too).</summary>
+    internal async Task<(string Peer, Refusal? Refusal)> CheckCertificateAsync(HttpContext context, IDictionary<object, object?>? items)
     {
         var address = $"{context.Connection.RemoteIpAddress}:{context.Connection.RemotePort}";
         var certificate = await context.Connection.GetClientCertificateAsync(context.RequestAborted).ConfigureAwait(false);

@@ -32,16 +32,25 @@ public sealed class CallerOptions
     /// <summary>The largest request message accepted; larger ones are refused with RESOURCE_EXHAUSTED.</summary>
     public int MaxRequestBytes { get; set; } = 4 * 1024 * 1024;
 
+    /// <summary>The server certificate, its key and the client CA, each a file that exists; <paramref name="why"/> ends each message.</summary>
+    public IEnumerable<string> ValidateCertificateFiles(string why)
+    {
+        foreach (var (key, path) in new[] { ("ServerCertificatePath", ServerCertificatePath), ("ServerKeyPath", ServerKeyPath), ("ClientCaPath", ClientCaPath) })
+        {
+            if (string.IsNullOrEmpty(path) || !File.Exists(path))
+            {
+                yield return $"Agent:Callers:{key} '{path}' must name a readable PEM file: {why}";
+            }
+        }
+    }
+
     public IEnumerable<string> Validate(bool tcpListener)
     {
         if (tcpListener)
         {
-            foreach (var (key, path) in new[] { ("ServerCertificatePath", ServerCertificatePath), ("ServerKeyPath", ServerKeyPath), ("ClientCaPath", ClientCaPath) })
+            foreach (var problem in ValidateCertificateFiles("the TCP listener serves only mutual TLS"))
             {
-                if (string.IsNullOrEmpty(path) || !File.Exists(path))
-                {
-                    yield return $"Agent:Callers:{key} '{path}' must name a readable PEM file: the TCP listener serves only mutual TLS";
-                }
+                yield return problem;
             }
         }
 

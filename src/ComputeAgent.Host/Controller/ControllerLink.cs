@@ -34,12 +34,18 @@ public sealed partial class ControllerLink(AgentRuntime runtime, HostInventory i
     /// <summary>In words, for the health service: connected, or why not.</summary>
     public string State => state;
 
+    private AcknowledgedSequence? acknowledged;
+
+    /// <summary>Instance events committed that the controller has not acknowledged yet (0 before the link has started).</summary>
+    public long UnacknowledgedEvents => acknowledged is { } acks && runtime.Engine is { } engine ? Math.Max(0, engine.LastPublishedSequence - acks.Value) : 0;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var engine = await runtime.Ready.WaitAsync(stoppingToken).ConfigureAwait(false);
         var store = runtime.Store ?? throw new AgentNotReadyException();
         var lastSequence = await store.LastSequenceAsync(stoppingToken).ConfigureAwait(false);
         await using var acks = await AcknowledgedSequence.LoadAsync(runtime.Options.StateDirectory, lastSequence, logger, stoppingToken).ConfigureAwait(false);
+        acknowledged = acks;
         var backoff = new ReconnectBackoff(TimeSpan.FromSeconds(settings.MinBackoffSeconds), TimeSpan.FromSeconds(settings.MaxBackoffSeconds));
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -238,6 +244,7 @@ public sealed partial class ControllerLink(AgentRuntime runtime, HostInventory i
                         }
 
                         await WriteAsync(new AgentMessage { InstanceEvent = e.ToApi() }).ConfigureAwait(false);
+                        Metrics.HostMetrics.Delivered(e, "controller");
                         Volatile.Write(ref sent, e.Seq);
                     }
                 }

@@ -58,6 +58,18 @@ public sealed partial class InstanceEngine : IAsyncDisposable
 
     public InstanceDriver Driver => driver;
 
+    /// <summary>The sequence number of the last event published to watchers (the controller link's backlog is measured against it).</summary>
+    public long LastPublishedSequence
+    {
+        get
+        {
+            lock (publishGate)
+            {
+                return nextToPublish - 1;
+            }
+        }
+    }
+
     /// <summary>How many reconcile passes have completed (tests and the host's health read it).</summary>
     public int ReconcilePasses => reconcilePasses;
 
@@ -130,7 +142,8 @@ public sealed partial class InstanceEngine : IAsyncDisposable
                 Journal = JournalChange.Set(Spawn, new Dictionary<string, string>()),
             }, cancellationToken).ConfigureAwait(false);
             LogAccepted(logger, spec.Uuid, "spawn", plan.TaskStates[0].ToDisplayName());
-            Enqueue(slot, () => RunAsync(slot, Spawn, plan, baseImage, run, input: input));
+            var acceptedAt = OperationMetrics.Accepted(Spawn.ToDisplayName());
+            Enqueue(slot, () => RunAsync(slot, Spawn, plan, baseImage, run, acceptedAt, input: input));
             return slot.Record!;
         }
         finally
@@ -205,7 +218,8 @@ public sealed partial class InstanceEngine : IAsyncDisposable
             }, cancellationToken).ConfigureAwait(false);
             LogAccepted(logger, uuid, command.ToDisplayName(), plan.TaskStates[0].ToDisplayName());
             var accepted = command;
-            Enqueue(slot, () => RunAsync(slot, accepted, plan, input.BaseImage, run, newSpec, input));
+            var acceptedAt = OperationMetrics.Accepted(command.ToDisplayName());
+            Enqueue(slot, () => RunAsync(slot, accepted, plan, input.BaseImage, run, acceptedAt, newSpec, input));
             return slot.Record!;
         }
         finally
@@ -315,7 +329,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
         return run;
     }
 
-    private async Task RunAsync(InstanceSlot slot, InstanceCommand command, CommandPlan plan, Func<CancellationToken, Task<string>>? baseImage, CancellationTokenSource run, InstanceSpec? newSpec = null, CommandInput? input = null)
+    private async Task RunAsync(InstanceSlot slot, InstanceCommand command, CommandPlan plan, Func<CancellationToken, Task<string>>? baseImage, CancellationTokenSource run, long acceptedAt, InstanceSpec? newSpec = null, CommandInput? input = null)
     {
         var token = run.Token;
         var record = slot.Record!;
@@ -400,17 +414,20 @@ public sealed partial class InstanceEngine : IAsyncDisposable
             }, CancellationToken.None).ConfigureAwait(false);
             slot.Created.Clear();
             LogDone(logger, uuid, name, vmAfter.ToDisplayName(), power.ToDisplayName());
+            OperationMetrics.Ended(name, "done", acceptedAt);
         }
         catch (OperationCanceledException) when (token.IsCancellationRequested)
         {
             // Preempted by delete, or the engine is stopping: the journal keeps what was created.
             LogInterrupted(logger, uuid, name);
+            OperationMetrics.Ended(name, "interrupted", acceptedAt);
         }
 #pragma warning disable CA1031 // every failure ends in a recorded state and fault, whatever its type
         catch (Exception ex)
 #pragma warning restore CA1031
         {
             await FailAsync(slot, run, command, vmBefore, powerBefore, ex).ConfigureAwait(false);
+            OperationMetrics.Ended(name, "failed", acceptedAt);
         }
         finally
         {

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using ComputeAgent.Libvirt;
 using Microsoft.Extensions.Logging;
 
 namespace ComputeAgent.Instances.Images;
@@ -19,6 +21,9 @@ public sealed partial class ImageCache
 
     // Guards the flights and makes "is it cached, mark it used" exclusive with "is it old, remove it".
     private readonly Lock gate = new();
+
+    private static readonly Counter<long> Hits = AgentMeter.Meter.CreateCounter<long>("image_cache_hits_total", description: "Base image requests the cache answered from disk.");
+    private static readonly Counter<long> Misses = AgentMeter.Meter.CreateCounter<long>("image_cache_misses_total", description: "Base image requests that had to download the image (or wait for its download).");
     private readonly Dictionary<string, Flight> flights = new(StringComparer.Ordinal);
 
     /// <summary>Creates the cache directory if needed and removes what an interrupted run left in it.</summary>
@@ -39,6 +44,9 @@ public sealed partial class ImageCache
     }
 
     public string Directory => files.Directory;
+
+    /// <summary>Bytes the cached base images and their info files take (downloads under way are in a subfolder, not counted).</summary>
+    public long SizeBytes => new DirectoryInfo(files.Directory).EnumerateFiles().Sum(f => f.Length);
 
     /// <summary>Where the image's cached file is (or will be once fetched); the id is checked, so the path stays in the cache.</summary>
     public string PathOf(string imageId)
@@ -74,8 +82,12 @@ public sealed partial class ImageCache
             if (files.TryRead(imageId) is { } entry)
             {
                 files.Touch(imageId, time.GetUtcNow());
+                Hits.Add(1);
                 return new CachedImage(files.ImagePath(imageId), entry.Meta, entry.VirtualSize);
             }
+
+            // A miss whether this call starts the download or joins one under way.
+            Misses.Add(1);
 
             if (flights.TryGetValue(imageId, out var running))
             {

@@ -101,10 +101,10 @@ internal static partial class Libvirt
     internal static unsafe partial int virConnectListAllDomains(SafeConnectHandle conn, nint** domains, uint flags);
 
     [LibraryImport(LibraryName)]
-    internal static unsafe partial int virConnectGetAllDomainStats(SafeConnectHandle conn, uint stats, VirDomainStatsRecord*** retStats, uint flags);
+    internal static partial int virConnectGetAllDomainStats(SafeConnectHandle conn, uint stats, out SafeDomainStatsRecordListHandle retStats, uint flags);
 
     [LibraryImport(LibraryName)]
-    internal static unsafe partial void virDomainStatsRecordListFree(VirDomainStatsRecord** stats);
+    internal static partial void virDomainStatsRecordListFree(nint stats);
 
     [LibraryImport(LibraryName)]
     internal static partial int virDomainFree(nint domain);

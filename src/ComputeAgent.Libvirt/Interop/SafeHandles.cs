@@ -43,3 +43,23 @@ internal sealed class SafeDomainSnapshotHandle : SafeHandle
 
     protected override bool ReleaseHandle() => Libvirt.virDomainSnapshotFree(handle) == 0;
 }
+
+/// <summary>virDomainStatsRecordPtr*, the NULL-terminated list virConnectGetAllDomainStats returns; released with virDomainStatsRecordListFree.</summary>
+internal sealed class SafeDomainStatsRecordListHandle : SafeHandle
+{
+    public SafeDomainStatsRecordListHandle()
+        : base(0, ownsHandle: true)
+    {
+    }
+
+    public override bool IsInvalid => handle == 0;
+
+    /// <summary>The records; valid while this handle is open.</summary>
+    internal unsafe Libvirt.VirDomainStatsRecord** Records => (Libvirt.VirDomainStatsRecord**)handle;
+
+    protected override bool ReleaseHandle()
+    {
+        Libvirt.virDomainStatsRecordListFree(handle);
+        return true;
+    }
+}
