@@ -1,9 +1,9 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Text;
 using ComputeAgent.Api.V1;
 using Google.Protobuf;
 using Grpc.Core;
+using Microsoft.Win32.SafeHandles;
 
 namespace ComputeAgent.Cli;
 
@@ -43,11 +43,13 @@ internal static class ConsoleCommand
         using var call = agent.Client.AttachConsole(cancellationToken: leave.Token);
         await call.RequestStream.WriteAsync(new ConsoleInput { Attach = new ConsoleAttach { InstanceUuid = uuid, Force = force } }, cancellationToken);
         var interactive = !Console.IsInputRedirected;
-        using var terminal = interactive ? RawTerminal.Enter() : null;
         if (interactive)
         {
-            await Console.Error.WriteAsync($"Console of instance {uuid}; Ctrl-] leaves.\r\n");
+            // Before raw mode: .NET sets up its console on first use, and must see the terminal as it was.
+            await Console.Error.WriteLineAsync($"Console of instance {uuid}; Ctrl-] leaves.");
         }
+
+        using var terminal = interactive ? RawTerminal.Enter() : null;
 
         var keyboard = Task.Run(() => TypeAsync(call.RequestStream, interactive, leave), CancellationToken.None);
         var printed = await PrintAsync(call.ResponseStream, until, leave.Token, cancellationToken);
@@ -64,7 +66,9 @@ internal static class ConsoleCommand
     private static async Task<bool> TypeAsync(IClientStreamWriter<ConsoleInput> guest, bool interactive, CancellationTokenSource leave)
     {
         var buffer = new byte[4096];
-        await using var input = Console.OpenStandardInput();
+        // fd 0 itself: .NET's console stream edits a terminal's input a line at a time (and echoes it),
+        // which would hold Ctrl-] and every key back until Enter.
+        await using var input = new FileStream(new SafeFileHandle(0, ownsHandle: false), FileAccess.Read, bufferSize: 0);
         try
         {
             while (true)
@@ -142,44 +146,24 @@ internal static class ConsoleCommand
         }
     }
 
-    /// <summary>The terminal in raw mode (stty raw -echo) while it lives; its settings restored on dispose, whatever ended the console.</summary>
+    /// <summary>The terminal in raw mode while it lives; its settings restored on dispose, whatever ended the console.</summary>
     private sealed class RawTerminal : IDisposable
     {
-        private readonly string saved;
+        private readonly byte[] saved;
 
-        private RawTerminal(string saved) => this.saved = saved;
+        private RawTerminal(byte[] saved) => this.saved = saved;
 
         public static RawTerminal Enter()
         {
-            var saved = Stty("-g");
-            if (saved is null || Stty("raw", "-echo") is null)
+            var saved = Interop.Libc.SaveTerminal();
+            if (saved is null || !Interop.Libc.MakeTerminalRaw(saved))
             {
-                throw new CliException("cannot put the terminal in raw mode (stty failed); pipe the input instead (compute-agent-cli console UUID < commands)");
+                throw new CliException("cannot put the terminal in raw mode; pipe the input instead (compute-agent-cli console UUID < commands)");
             }
 
-            return new RawTerminal(saved.Trim());
+            return new RawTerminal(saved);
         }
 
-        public void Dispose() => Stty(saved);
-
-        /// <summary>Runs stty on our own terminal (its standard input is ours); null when it fails.</summary>
-        private static string? Stty(params string[] arguments)
-        {
-            var start = new ProcessStartInfo("stty") { RedirectStandardOutput = true, UseShellExecute = false };
-            foreach (var argument in arguments)
-            {
-                start.ArgumentList.Add(argument);
-            }
-
-            using var stty = Process.Start(start);
-            if (stty is null)
-            {
-                return null;
-            }
-
-            var text = stty.StandardOutput.ReadToEnd();
-            stty.WaitForExit();
-            return stty.ExitCode == 0 ? text : null;
-        }
+        public void Dispose() => Interop.Libc.RestoreTerminal(saved);
     }
 }
