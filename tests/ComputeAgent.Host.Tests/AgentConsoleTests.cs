@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using ComputeAgent.Api.V1;
 using ComputeAgent.Libvirt;
@@ -81,6 +82,15 @@ public sealed class AgentConsoleTests(QemuHost host)
             Assert.Contains("console-45", cli.StandardOutput, StringComparison.Ordinal);
             Assert.Equal(StatusCode.Aborted, (await EndAsync(taker)).StatusCode);
 
+            // On a terminal (script(1) gives it one): raw mode, the keys go to the guest, Ctrl-] leaves
+            // with exit 0, and the terminal is back in cooked mode with echo afterwards.
+            var terminal = await RunOnTerminalAsync(
+                $"dotnet '{AgentProcess.Cli}' console {id} --force --socket '{agent.SocketPath}'; echo \"exit=$?\"; stty -a",
+                [("Ctrl-] leaves", "echo console-$((6*7+5))\r"), ("console-47", "\u001d")]);
+            Assert.Contains("exit=0", terminal, StringComparison.Ordinal);
+            Assert.Matches(@"(^|\s)icanon(\s|$)", terminal);
+            Assert.Matches(@"(^|\s)echo(\s|$)", terminal);
+
             // The guest stops under an open session: its stream ends UNAVAILABLE; a new attach is refused.
             using (var watching = await AttachAsync(agent, id, force: true))
             {
@@ -112,10 +122,90 @@ public sealed class AgentConsoleTests(QemuHost host)
             var cliStopped = await CliHost.Cli(["console", id, "--socket", agent.SocketPath]);
             Assert.Equal(1, cliStopped.ExitCode);
             Assert.Contains("FAILED_PRECONDITION", cliStopped.StandardError, StringComparison.Ordinal);
+
+            // The agent stopping ends an open session UNAVAILABLE, saying so.
+            await agent.Client.StartAsync(new InstanceRequest { InstanceUuid = id });
+            await EventWaits.WaitForConsoleLineAsync(Path.Combine(agent.Scratch, "instances", id, "console.log"), host.Guest.ReadyLine, InstanceWalk.Bound, occurrence: 2);
+            using var last = await AttachAsync(agent, id);
+            await TypeAsync(last, "echo console-$((6*7+6))");
+            await ReadUntilAsync(last, "console-48");
+            var stopping = agent.StopAsync(InstanceWalk.Bound);
+            var agentGone = await EndAsync(last);
+            Assert.Equal(StatusCode.Unavailable, agentGone.StatusCode);
+            Assert.Contains("agent is stopping", agentGone.Status.Detail, StringComparison.Ordinal);
+            Assert.Equal(0, await stopping);
         }
         finally
         {
             DomainCleanup.Remove(QemuHost.Uri, uuid);
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="command"/> on a pseudo-terminal (script -q) and types each step's keys
+    /// once the terminal has shown its text; returns everything the terminal showed.
+    /// </summary>
+    private static async Task<string> RunOnTerminalAsync(string command, (string Shown, string Keys)[] steps)
+    {
+        var start = new ProcessStartInfo("script") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var argument in new[] { "-qfc", command, "/dev/null" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var script = Process.Start(start)!;
+        var shown = new StringBuilder();
+        var reader = Task.Run(async () =>
+        {
+            var buffer = new char[1024];
+            int read;
+            while ((read = await script.StandardOutput.ReadAsync(buffer)) > 0)
+            {
+                lock (shown)
+                {
+                    shown.Append(buffer, 0, read);
+                }
+            }
+        });
+        using var bound = new CancellationTokenSource(InstanceWalk.Bound);
+        try
+        {
+            foreach (var (text, keys) in steps)
+            {
+                while (!Shown().Contains(text, StringComparison.Ordinal))
+                {
+                    Assert.False(script.HasExited, $"the terminal ended before '{text}': {Shown()}");
+                    Assert.False(bound.IsCancellationRequested, $"the terminal did not show '{text}': {Shown()}");
+                    await Task.Delay(100, CancellationToken.None);
+                }
+
+                await script.StandardInput.WriteAsync(keys);
+                await script.StandardInput.FlushAsync(bound.Token);
+            }
+
+            while (!script.HasExited)
+            {
+                Assert.False(bound.IsCancellationRequested, $"the terminal did not end: {Shown()}");
+                await Task.Delay(100, CancellationToken.None);
+            }
+
+            await reader;
+            return Shown();
+        }
+        finally
+        {
+            if (!script.HasExited)
+            {
+                script.Kill(entireProcessTree: true);
+            }
+        }
+
+        string Shown()
+        {
+            lock (shown)
+            {
+                return shown.ToString();
+            }
         }
     }
 
