@@ -72,6 +72,9 @@ public sealed class AgentConsoleTests(QemuHost host)
             Assert.Contains("took the console", aborted.Status.Detail, StringComparison.Ordinal);
             await TypeAsync(taker, "echo console-$((6*7+2))");
             await ReadUntilAsync(taker, "console-44");
+            Assert.Contains($"Console session opened on instance {id}", agent.Output, StringComparison.Ordinal);
+            Assert.Contains($"Console of instance {id} taken over", agent.Output, StringComparison.Ordinal);
+            Assert.Contains($"Console session on instance {id} of", agent.Output, StringComparison.Ordinal);
 
             // The CLI, as an operator runs it from a script: input from a pipe, --force over the gRPC session.
             var cli = await ProcessRunner.RunAsync(
