@@ -28,6 +28,9 @@
 # and thaws the guest's file systems through it.
 # Those three lines are written with onlcr off, so they end in a bare "\n" (kernel messages on
 # the same serial port end in "\r\n").
+# After READY a shell reads commands from ttyS0, a line at a time: a silent read-eval loop in
+# sh -c (no prompt, no login; respawned when it exits), so a console test can type "echo $((6*7))" and read "42" back.
+# It writes nothing until a command comes, so the lines above are unchanged.
 #
 # Follows docs/test-guest.md (shared docs). Needs: root (only to apt-get install missing tools),
 # Debian's apt mirror. Downloaded .debs are kept in ${COMPUTE_AGENT_GUEST_DEB_DIR:-OUTDIR/../debs}.
@@ -327,6 +330,17 @@ for arg in \$(cat /proc/cmdline); do
     compute_agent.poweroff_after=*) (sleep "\${arg#*=}"; say "$SELF_POWEROFF_LINE"; sync; poweroff -f) & ;;
   esac
 done
+
+# A shell on the serial port for console tests (AttachConsole, compute-agent-cli console): a
+# read-eval loop in sh -c, which is never interactive (busybox sh reading a tty would print a
+# prompt in front of the lines above, and a job-control warning), so it writes nothing until
+# someone types a line (the tty echoes what is typed). One line, one command. Respawned.
+(
+  while :; do
+    sh -c 'while IFS= read -r line; do eval "\$line"; done' <"\$SERIAL" >"\$SERIAL" 2>&1
+    sleep 1
+  done
+) &
 
 while :; do sleep 3600; done
 EOF
