@@ -5,6 +5,7 @@ using ComputeAgent.Instances.Images;
 using ComputeAgent.Instances.Model;
 using ComputeAgent.Instances.Store;
 using ComputeAgent.Libvirt;
+using Google.Protobuf;
 using Grpc.Core;
 using Command = ComputeAgent.Instances.StateModel.InstanceCommand;
 using States = ComputeAgent.Instances.StateModel;
@@ -12,10 +13,11 @@ using States = ComputeAgent.Instances.StateModel;
 namespace ComputeAgent.Host;
 
 /// <summary>The gRPC API (proto/computeagent/v1): validates, hands the command to the engine, answers at once.</summary>
-public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledger, ImageSource images, HostInventory inventory) : Api.V1.ComputeAgent.ComputeAgentBase
+public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledger, ImageSource images, HostInventory inventory, ConsoleSessions consoles) : Api.V1.ComputeAgent.ComputeAgentBase
 {
     private const int MaxPageSize = 1000;
     private const int MaxConsoleLines = 10_000;
+    private const int MaxConsoleInput = 64 * 1024;
 
     private InstanceEngine Engine => runtime.Engine ?? throw new AgentNotReadyException();
 
@@ -361,6 +363,68 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
                 + (record.VmState == States.VmState.Building ? "; the spawn defines it after the disks are ready, ask again then" : string.Empty)));
     }
 
+    public override async Task AttachConsole(IAsyncStreamReader<ConsoleInput> requestStream, IServerStreamWriter<ConsoleData> responseStream, ServerCallContext context)
+    {
+        var cancellationToken = context.CancellationToken;
+        if (!await requestStream.MoveNext(cancellationToken).ConfigureAwait(false) || requestStream.Current.InputCase != ConsoleInput.InputOneofCase.Attach)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "the first ConsoleInput must be attach, naming the instance (instance_uuid); keystrokes (data) come after it"));
+        }
+
+        var attach = requestStream.Current.Attach;
+        var uuid = ParseUuid(attach.InstanceUuid);
+        var record = Engine.Find(uuid) ?? throw new InstanceNotFoundException(uuid);
+        var session = await consoles.OpenAsync(uuid, attach.Force, context.Peer, cancellationToken).ConfigureAwait(false);
+        var how = "the client left";
+        try
+        {
+            await using var console = await OpenConsoleAsync(record, attach.Force, cancellationToken).ConfigureAwait(false);
+            using var live = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, session.Ended);
+            RpcException? badInput = null;
+            var input = Task.Run(
+                async () =>
+                {
+                    badInput = await CopyConsoleInputAsync(requestStream, console, live.Token).ConfigureAwait(false);
+                    if (badInput is not null)
+                    {
+                        await live.CancelAsync().ConfigureAwait(false);
+                    }
+                },
+                CancellationToken.None);
+            LibvirtException? streamError = null;
+            try
+            {
+                await foreach (var chunk in console.Output.ReadAllAsync(live.Token).ConfigureAwait(false))
+                {
+                    await responseStream.WriteAsync(new ConsoleData { Data = ByteString.CopyFrom(chunk.Span) }, live.Token).ConfigureAwait(false);
+                }
+            }
+            catch (LibvirtException ex)
+            {
+                streamError = ex;
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // The agent ended the session, or the input was refused: said below.
+            }
+            finally
+            {
+                await live.CancelAsync().ConfigureAwait(false);
+                await input.ConfigureAwait(false);
+            }
+
+            var end = session.Reason != ConsoleEnd.None ? session.EndStatus
+                : badInput is not null ? badInput.Status
+                : ConsoleClosed(uuid, streamError);
+            how = end.Detail;
+            throw new RpcException(end);
+        }
+        finally
+        {
+            consoles.Close(session, how);
+        }
+    }
+
     /// <summary>
     /// Snapshot and backup: the image record is created before the command is accepted, so the
     /// reply carries its id; a refusal is checked first and removes the record if it still comes.
@@ -391,6 +455,58 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
             throw;
         }
     }
+
+    private async Task<DomainConsole> OpenConsoleAsync(InstanceRecord record, bool force, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await Engine.Driver.OpenConsoleAsync(record.Uuid, force, cancellationToken).ConfigureAwait(false)
+                ?? throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                    $"instance {record.Uuid} is not running (it is {record.VmState.ToApi()} / {record.PowerState.ToApi()}): its console has no guest behind it; start (or unpause) it first"));
+        }
+        catch (LibvirtException ex) when (ex.Code == LibvirtErrorCode.OperationFailed)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                $"the console of instance {record.Uuid} is held outside the agent (a virsh console?): {ex.LibvirtMessage}; attach with force to take it over"));
+        }
+        catch (LibvirtException ex) when (ex.Code is LibvirtErrorCode.OperationInvalid or LibvirtErrorCode.NoDomain)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"instance {record.Uuid} stopped while its console was opened ({ex.LibvirtMessage}); start it and attach again"));
+        }
+    }
+
+    /// <summary>Writes the caller's keystrokes to the console until the caller stops sending; a bad message is returned, not thrown.</summary>
+    private static async Task<RpcException?> CopyConsoleInputAsync(IAsyncStreamReader<ConsoleInput> requestStream, DomainConsole console, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (await requestStream.MoveNext(cancellationToken).ConfigureAwait(false))
+            {
+                var message = requestStream.Current;
+                if (message.InputCase != ConsoleInput.InputOneofCase.Data)
+                {
+                    return new RpcException(new Status(StatusCode.InvalidArgument, "attach comes once, first; after it send only data"));
+                }
+
+                if (message.Data.Length > MaxConsoleInput)
+                {
+                    return new RpcException(new Status(StatusCode.InvalidArgument, $"a data message carries at most {MaxConsoleInput} bytes; this one has {message.Data.Length}: split it"));
+                }
+
+                await console.WriteAsync(message.Data.Memory, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException or LibvirtException or ObjectDisposedException)
+        {
+            // The call or the console is ending (client gone, console closed): the output side reports it.
+        }
+
+        // The caller finished typing (pipe mode's end of input): the guest's output keeps coming.
+        return null;
+    }
+
+    private static Status ConsoleClosed(Guid uuid, LibvirtException? error) => new(StatusCode.Unavailable,
+        $"the console of instance {uuid} closed: the guest stopped or libvirt closed the stream{(error is null ? string.Empty : $" ({error.LibvirtMessage})")}; attach again once it runs");
 
     private Task<InstanceReply> Submit(InstanceRequest request, Command command, ServerCallContext context) =>
         ledger.OnceAsync(request.RequestId, async () =>

@@ -35,6 +35,19 @@ public sealed partial class ErrorMapping(ILogger<ErrorMapping> logger) : Interce
         }
     }
 
+    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            await continuation(requestStream, responseStream, context).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ToStatus(ex) is { } status)
+        {
+            LogRefused(logger, context.Method, context.Peer, status.StatusCode.ToString(), status.Detail);
+            throw new RpcException(status);
+        }
+    }
+
     internal static Status? ToStatus(Exception error) => error switch
     {
         RpcException => null,

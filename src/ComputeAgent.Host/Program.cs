@@ -38,6 +38,7 @@ builder.Services.AddSingleton<AgentRuntime>();
 builder.Services.AddHostedService(s => s.GetRequiredService<AgentRuntime>());
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<RequestLedger>();
+builder.Services.AddSingleton<ConsoleSessions>();
 builder.Services.TryAddSingleton<ISystemdNotifier, SystemdNotifier>();
 builder.Services.AddHostedService<SystemdWatchdog>();
 builder.Services.AddSingleton<GuestCommands>();

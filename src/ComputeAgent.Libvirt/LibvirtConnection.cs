@@ -426,5 +426,5 @@ public sealed class LibvirtConnection : IDisposable
     }
 
     [UnmanagedCallersOnly]
-    private static void FreeGCHandle(nint opaque) => GCHandle.FromIntPtr(opaque).Free();
+    internal static void FreeGCHandle(nint opaque) => GCHandle.FromIntPtr(opaque).Free();
 }

@@ -186,6 +186,9 @@ public sealed class LibvirtDomain : IDisposable
         return new LibvirtDomainSnapshot(snapshot);
     }
 
+    /// <summary>The raw handle, for this assembly's wrappers only (the console).</summary>
+    internal SafeDomainHandle Handle => handle;
+
     public void Dispose() => handle.Dispose();
 
     public override string ToString() => handle.IsClosed ? "LibvirtDomain (freed)" : $"{Name} ({Uuid})";

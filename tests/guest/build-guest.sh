@@ -28,6 +28,9 @@
 # and thaws the guest's file systems through it.
 # Those three lines are written with onlcr off, so they end in a bare "\n" (kernel messages on
 # the same serial port end in "\r\n").
+# After READY a shell reads commands from ttyS0: a silent, non-interactive sh (no prompt, no
+# login; respawned when it exits), so a console test can type "echo $((6*7))" and read "42" back.
+# It writes nothing until a command comes, so the lines above are unchanged.
 #
 # Follows docs/test-guest.md (shared docs). Needs: root (only to apt-get install missing tools),
 # Debian's apt mirror. Downloaded .debs are kept in ${COMPUTE_AGENT_GUEST_DEB_DIR:-OUTDIR/../debs}.
@@ -327,6 +330,17 @@ for arg in \$(cat /proc/cmdline); do
     compute_agent.poweroff_after=*) (sleep "\${arg#*=}"; say "$SELF_POWEROFF_LINE"; sync; poweroff -f) & ;;
   esac
 done
+
+# A shell on the serial port for console tests (AttachConsole, compute-agent-cli console): a
+# plain non-interactive sh reading commands from ttyS0, so it prints no prompt and nothing at all
+# until someone types (the tty echoes what is typed); the lines above stay as they are. Respawned
+# when it exits (exit, or end of input).
+(
+  while :; do
+    sh <"\$SERIAL" >"\$SERIAL" 2>&1
+    sleep 1
+  done
+) &
 
 while :; do sleep 3600; done
 EOF

@@ -82,6 +82,18 @@ public sealed class InstanceDriver
             return domain is null ? null : (domain.GetXmlDesc(inactive ? DomainXmlFlags.Inactive : DomainXmlFlags.None), domain.IsActive);
         }, cancellationToken);
 
+    /// <summary>
+    /// Opens the guest's serial console (the caller disposes it); null when the instance has no
+    /// domain or its domain is not running (shut off, paused, crashed). <paramref name="force"/>
+    /// takes the console from whoever holds it, inside the agent or not (`virsh console`).
+    /// </summary>
+    public Task<DomainConsole?> OpenConsoleAsync(Guid uuid, bool force, CancellationToken cancellationToken) =>
+        WithConnectionAsync(c =>
+        {
+            using var domain = c.TryLookupByUuid(uuid);
+            return domain is not null && domain.GetState().State == DomainState.Running ? DomainConsole.Open(c, domain, force) : null;
+        }, cancellationToken);
+
     /// <summary>power_state of every domain, in one bulk call (the reconcile loop's only libvirt call).</summary>
     public Task<Dictionary<Guid, PowerState>> ReadAllPowerStatesAsync(CancellationToken cancellationToken) =>
         WithConnectionAsync(c => c.GetAllDomainStats(DomainStatsTypes.State).ToDictionary(s => s.Uuid, s => PowerStateMapping.FromLibvirt(s.State)), cancellationToken);

@@ -109,6 +109,12 @@ internal static partial class Libvirt
     [LibraryImport(LibraryName)]
     internal static partial int virDomainFree(nint domain);
 
+    internal const uint DomainConsoleForce = 1 << 0; // VIR_DOMAIN_CONSOLE_FORCE
+    internal const uint DomainConsoleSafe = 1 << 1; // VIR_DOMAIN_CONSOLE_SAFE
+
+    [LibraryImport(LibraryName, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int virDomainOpenConsole(SafeDomainHandle dom, string? devName, SafeStreamHandle stream, uint flags);
+
     /// <summary>Writes the 16 raw UUID bytes (RFC 4122 order) into buf.</summary>
     [LibraryImport(LibraryName)]
     internal static unsafe partial int virDomainGetUUID(SafeDomainHandle domain, byte* buf);

@@ -63,3 +63,16 @@ internal sealed class SafeDomainStatsRecordListHandle : SafeHandle
         return true;
     }
 }
+
+/// <summary>virStreamPtr; released with virStreamFree.</summary>
+internal sealed class SafeStreamHandle : SafeHandle
+{
+    public SafeStreamHandle()
+        : base(0, ownsHandle: true)
+    {
+    }
+
+    public override bool IsInvalid => handle == 0;
+
+    protected override bool ReleaseHandle() => Libvirt.virStreamFree(handle) == 0;
+}
