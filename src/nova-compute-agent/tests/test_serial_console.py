@@ -126,7 +126,9 @@ def test_a_connection_the_agent_refuses_is_closed_with_the_agents_reason(driver,
     driver.power_off(spawned)
     with socket.create_connection(('127.0.0.1', port), timeout=5) as connection:
         said = read_until_closed(connection)
+    # The agent's FAILED_PRECONDITION, told to the client (who sees nothing else) before the close.
     assert said.startswith('\r\n[compute-agent] '), said
+    assert spawned.uuid in said and 'not running' in said, said
     # The port outlives the session: the guest runs again and the same port serves it.
     driver.power_on(ctx, spawned, [])
     assert driver.get_serial_console(ctx, spawned).port == port
