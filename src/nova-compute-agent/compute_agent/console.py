@@ -230,6 +230,10 @@ class ConsoleSession(object):
         if isinstance(error, grpc.RpcError):
             if error.code() == grpc.StatusCode.CANCELLED:
                 return None
+            if error.code() in (grpc.StatusCode.ABORTED, grpc.StatusCode.UNAVAILABLE):
+                # The agent's own words for a session it ended (taken over, the guest's console
+                # closed, the agent stopping) or grpc's for an unreachable socket: either says it.
+                return error.details() or error.code().name
             return errors.from_rpc(error, self._instance_uuid, errors.console_unavailable,
                                    self._client.socket_path,
                                    refused=errors.console_unavailable).format_message()
