@@ -14,6 +14,7 @@ internal static class CommandTree
             root.Add(command);
         }
 
+        root.Add(ConsoleCommand.Build());
         root.Add(DemoCommands.Build());
         root.Add(BashCompletion.Build(root));
 

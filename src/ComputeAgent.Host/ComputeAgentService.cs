@@ -416,8 +416,12 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
             var end = session.Reason != ConsoleEnd.None ? session.EndStatus
                 : badInput is not null ? badInput.Status
                 : ConsoleClosed(uuid, streamError);
-            how = end.Detail;
             throw new RpcException(end);
+        }
+        catch (RpcException ex)
+        {
+            how = ex.Status.Detail;
+            throw;
         }
         finally
         {

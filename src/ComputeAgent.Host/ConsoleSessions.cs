@@ -43,7 +43,16 @@ public sealed partial class ConsoleSessions : IDisposable
             holder.End(ConsoleEnd.TakenOver);
 
             // The new stream is opened once the old one is closed, so libvirt sees one holder at a time.
-            await holder.Closed.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await holder.Closed.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // The forcing caller left while waiting: the console must not stay taken in its name.
+                Close(session, "the client left while taking the console over");
+                throw;
+            }
         }
 
         LogOpened(logger, uuid, peer);

@@ -28,8 +28,8 @@
 # and thaws the guest's file systems through it.
 # Those three lines are written with onlcr off, so they end in a bare "\n" (kernel messages on
 # the same serial port end in "\r\n").
-# After READY a shell reads commands from ttyS0: a silent, non-interactive sh (no prompt, no
-# login; respawned when it exits), so a console test can type "echo $((6*7))" and read "42" back.
+# After READY a shell reads commands from ttyS0, a line at a time: a silent read-eval loop in
+# sh -c (no prompt, no login; respawned when it exits), so a console test can type "echo $((6*7))" and read "42" back.
 # It writes nothing until a command comes, so the lines above are unchanged.
 #
 # Follows docs/test-guest.md (shared docs). Needs: root (only to apt-get install missing tools),
@@ -332,12 +332,12 @@ for arg in \$(cat /proc/cmdline); do
 done
 
 # A shell on the serial port for console tests (AttachConsole, compute-agent-cli console): a
-# plain non-interactive sh reading commands from ttyS0, so it prints no prompt and nothing at all
-# until someone types (the tty echoes what is typed); the lines above stay as they are. Respawned
-# when it exits (exit, or end of input).
+# read-eval loop in sh -c, which is never interactive (busybox sh reading a tty would print a
+# prompt in front of the lines above, and a job-control warning), so it writes nothing until
+# someone types a line (the tty echoes what is typed). One line, one command. Respawned.
 (
   while :; do
-    sh <"\$SERIAL" >"\$SERIAL" 2>&1
+    sh -c 'while IFS= read -r line; do eval "\$line"; done' <"\$SERIAL" >"\$SERIAL" 2>&1
     sleep 1
   done
 ) &
