@@ -32,8 +32,9 @@ LIBVIRT_HOST=compute-libvirt
 AGENT_SOCKET=$RUN/agent.sock
 AGENT_INSTANCES=$WORK/agent/instances
 # Stopped in this order; started in reverse.
-SERVICES=(nova-compute-$AGENT_HOST nova-compute-$LIBVIRT_HOST compute-agent nova-scheduler nova-conductor
-  nova-api placement-api glance-api keystone neutron-stub rabbitmq mariadb)
+SERVICES=(nova-serialproxy nova-compute-$AGENT_HOST nova-compute-$LIBVIRT_HOST compute-agent nova-scheduler
+  nova-conductor nova-api placement-api glance-api keystone neutron-stub rabbitmq mariadb)
+SERIALPROXY_PORT=6083
 
 t0=$(date +%s)
 log() { printf '[nova-stack %4ss] %s\n' "$(($(date +%s) - t0))" "$*" >&2; }
@@ -98,7 +99,8 @@ answers() { curl -s -o /dev/null --max-time 5 "$1"; }
 install_packages() {
   local packages=(mariadb-server python3-pymysql rabbitmq-server keystone glance-api placement-api
     nova-api nova-conductor nova-scheduler nova-compute nova-compute-qemu python3-openstackclient
-    python3-pytest python3-libvirt curl uwsgi-plugin-python3 dmidecode) missing=() p
+    python3-pytest python3-libvirt curl uwsgi-plugin-python3 dmidecode nova-consoleproxy python3-websocket)
+  local missing=() p
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
@@ -286,6 +288,16 @@ compute_driver = compute_agent.ComputeAgentDriver
 instances_path = $WORK/agent/nova-instances
 [compute_agent]
 socket_path = $AGENT_SOCKET
+# The serial console through nova-serialproxy: the driver listens on proxyclient_address.
+[serial_console]
+enabled = true
+base_url = ws://127.0.0.1:$SERIALPROXY_PORT/
+proxyclient_address = 127.0.0.1
+EOF
+  cat >"$WORK/etc/nova-serialproxy.conf" <<EOF
+[serial_console]
+serialproxy_host = 127.0.0.1
+serialproxy_port = $SERIALPROXY_PORT
 EOF
   # The agent reads only this file (not /etc/compute-agent/agent.json of an installed .deb).
   cat >"$WORK/etc/agent.json" <<EOF
@@ -454,8 +466,15 @@ image_and_flavors() {
     die "tests/guest/build-guest.sh failed; see $LOGS/build-guest.log"
   # shellcheck source=/dev/null
   . "$guest_dir/guest.env"
-  local image
+  local image checksum
   image=$(openstack image list --name ca-guest -f value -c ID | head -n 1)
+  checksum=$(md5sum <"$GUEST_DISK" | cut -d ' ' -f 1)
+  # An image of an earlier guest build (a stack bootstrapped before the guest changed) is replaced.
+  if [[ -n $image ]] && [[ $(openstack image show "$image" -f value -c checksum) != "$checksum" ]]; then
+    log "image ca-guest ($image) is an older build of the test guest: replacing it"
+    openstack image delete "$image"
+    image=
+  fi
   if [[ -z $image ]]; then
     log "uploading the test guest ($GUEST_DISK) as image ca-guest"
     # The test guest runs qemu-ga: say so, as an image would, so set-password reaches it.
@@ -522,6 +541,12 @@ start() {
   wait_until 120 "Glance answering on :9292" "/var/log/glance/glance-api.log" glance-api -- answers http://127.0.0.1:9292
   wait_until 120 "Placement answering on :8778" "/var/log/placement/" placement-api -- answers http://127.0.0.1:8778
   wait_until 180 "nova-api answering on :8774" "/var/log/nova/nova-api-uwsgi.log" nova-api -- answers http://127.0.0.1:8774
+  if [[ $computes != libvirt ]]; then
+    start_daemon nova-serialproxy nova:nova /usr/bin/nova-serialproxy --config-file /etc/nova/nova.conf \
+      --config-file "$WORK/etc/nova-serialproxy.conf" --log-file /var/log/nova/nova-serialproxy.log
+    wait_until 60 "nova-serialproxy listening on :$SERIALPROXY_PORT" /var/log/nova/nova-serialproxy.log \
+      nova-serialproxy -- bash -c "exec 3<>/dev/tcp/127.0.0.1/$SERIALPROXY_PORT"
+  fi
 
   local hosts=()
   [[ $computes == libvirt ]] || hosts+=("$AGENT_HOST")

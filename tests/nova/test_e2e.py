@@ -13,6 +13,7 @@ import time
 import uuid as uuidlib
 
 import pytest
+import websocket
 
 from stack_cli import STACK, CliError, console_log, domain_info, domain_state, osc, server, virsh, wait_server
 
@@ -91,6 +92,59 @@ def test_create_reaches_active_with_a_booted_guest(uuid):
     s = expect(uuid, "ACTIVE", "active", RUNNING, "running")
     assert s["host"] == HOST
     wait_console(uuid, lambda t: READY in t, repr(READY))
+
+
+def serial_console(uuid):
+    """The server's serial console as a browser opens it: a websocket through nova-serialproxy."""
+    url = osc("console", "url", "show", "--serial", "-f", "json", uuid)["url"]
+    assert url.startswith("ws://127.0.0.1:6083/?token="), url
+    # nova-serialproxy speaks the "binary" subprotocol (as Horizon's serial console does).
+    return websocket.create_connection(url, subprotocols=["binary"], timeout=5)
+
+
+def console_reads(ws, until, what, send=None, seconds=60):
+    """Reads ws until the bytes match UNTIL (sending SEND every 10 s); what it read."""
+    said = b""
+    end = time.monotonic() + seconds
+    sent = 0.0
+    while not re.search(until, said):
+        assert time.monotonic() < end, f"the serial console did not show {what} within {seconds} s; it said {said[-2000:]!r}"
+        if send is not None and time.monotonic() - sent > 10:
+            ws.send_binary(send)
+            sent = time.monotonic()
+        try:
+            data = ws.recv()
+        except websocket.WebSocketTimeoutException:
+            continue
+        except websocket.WebSocketConnectionClosedException:
+            data = ""
+        if data == "":  # websocket-client's word for the proxy's close
+            assert re.search(until, said), f"the serial console closed before {what}; it said {said[-2000:]!r}"
+        said += data.encode() if isinstance(data, str) else data
+    return said
+
+
+# The guest's shell is silent (no prompt); a command lost to its respawn is sent again.
+SIX_TIMES_SEVEN = dict(until=rb"(^|\n)42\r?\n", what="the shell's 42", send=b"echo $((6*7))\r")
+
+
+def test_serial_console_is_the_guests_shell_and_a_second_session_takes_it_over(uuid):
+    if HOST != STACK["STACK_AGENT_HOST"]:
+        pytest.skip("[serial_console] is enabled on the agent's nova-compute only (stack.sh)")
+    first = serial_console(uuid)
+    try:
+        console_reads(first, **SIX_TIMES_SEVEN)
+        # A second session (a second URL, the same port Nova's proxy checks) takes the console
+        # over: the first one reads why, then its websocket closes.
+        second = serial_console(uuid)
+        try:
+            console_reads(first, rb"\[compute-agent\] another console session took the console", "the takeover")
+            console_reads(second, **SIX_TIMES_SEVEN)
+        finally:
+            second.close()
+    finally:
+        first.close()
+    expect(uuid, "ACTIVE", "active", RUNNING, "running")
 
 
 def test_pause(uuid):

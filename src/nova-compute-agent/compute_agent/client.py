@@ -64,6 +64,37 @@ def native(fn, *args, **kwargs):
     return fn(*args, **kwargs)
 
 
+def native_thread(target, name):
+    """Starts target in a real OS thread: what blocks on grpc must not run on eventlet's hub."""
+    if _eventlet_patched():
+        from eventlet import patcher
+        threading = patcher.original('threading')
+    else:
+        import threading
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def native_queue():
+    """A queue.Queue whose get() blocks a real OS thread (not a greenthread)."""
+    if _eventlet_patched():
+        from eventlet import patcher
+        return patcher.original('queue').Queue()
+    import queue
+    return queue.Queue()
+
+
+def green_thread(fn, *args):
+    """Runs fn in a greenthread under eventlet (it may use green sockets); else an OS thread."""
+    if _eventlet_patched():
+        import eventlet
+        eventlet.spawn_n(fn, *args)
+    else:
+        import threading
+        threading.Thread(target=fn, args=args, daemon=True).start()
+
+
 class TaskFailed(Exception):
     """The agent accepted a command but its task ended without reaching its goal."""
 

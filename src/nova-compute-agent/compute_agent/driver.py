@@ -14,6 +14,7 @@ from oslo_utils import versionutils
 
 from nova.compute import task_states
 from nova.compute import utils as compute_utils
+from nova.console import type as console_type
 import nova.conf
 from nova import exception
 from nova.objects import fields as obj_fields
@@ -22,6 +23,7 @@ from nova.virt import hardware
 
 from . import client
 from . import conf
+from . import console as serial_console
 from . import errors
 from . import events
 from . import mapping
@@ -74,6 +76,7 @@ class ComputeAgentDriver(driver.ComputeDriver):
             options.socket_path, options.call_timeout, options.task_timeout)
         self._events = None
         self._host = None
+        self._consoles = serial_console.SerialConsoles(self._client)
 
     # -- host ----------------------------------------------------------------
 
@@ -103,6 +106,7 @@ class ComputeAgentDriver(driver.ComputeDriver):
         self._events.start()
 
     def cleanup_host(self, host):
+        self._consoles.close_all()
         if self._events is not None:
             self._events.stop()
             self._events = None
@@ -226,6 +230,22 @@ class ComputeAgentDriver(driver.ComputeDriver):
             raise errors.from_rpc(e, instance.uuid, _plain, self._client.socket_path)
         return console.output.encode('utf-8')
 
+    def get_serial_console(self, context, instance):
+        """A port whose every connection is the guest's serial console (AttachConsole)."""
+        if not CONF.serial_console.enabled:
+            raise exception.ConsoleTypeUnavailable(console_type='serial')
+        record = self._get_instance(instance.uuid)
+        if record is None:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        if record.power_state != pb2.POWER_STATE_RUNNING:
+            # Refused here, not after the proxy connected: the API says why (400) at once.
+            raise errors.console_unavailable(
+                'the serial console of instance %s needs its guest running (power state %s); '
+                'start, unpause or resume the server first' % (
+                    instance.uuid, pb2.PowerState.Name(record.power_state)))
+        return console_type.ConsoleSerial(host=CONF.serial_console.proxyclient_address,
+                                          port=self._consoles.port(instance.uuid))
+
     # -- running tasks -------------------------------------------------------
 
     def _task(self, method, request, goals, failure, after_accept=None, not_found=None):
@@ -274,6 +294,8 @@ class ComputeAgentDriver(driver.ComputeDriver):
             LOG.debug('destroy during a resize revert: left to finish_revert_migration',
                       instance=instance)
             return
+        # Before the delete: the proxy's sessions end cleanly rather than on a vanished guest.
+        self._consoles.close(instance.uuid)
         try:
             self._instance_task('Delete', instance, (DELETED,),
                                 _nova_error(exception.InstanceTerminationFailure))

@@ -14,7 +14,7 @@ from oslo_log import log as logging
 
 from nova.virt import event as virtevent
 
-from .client import grpc, pb2, _eventlet_patched
+from .client import grpc, pb2, _eventlet_patched, green_thread, native_queue, native_thread
 
 LOG = logging.getLogger(__name__)
 
@@ -67,22 +67,12 @@ class InstanceEventWatch(object):
     def start(self):
         if _eventlet_patched():
             from eventlet import greenio
-            from eventlet import patcher
-            from eventlet import spawn_n
-            native_queue = patcher.original('queue')
-            native_threading = patcher.original('threading')
-            self._queue = native_queue.Queue()
+            self._queue = native_queue()
             rpipe, wpipe = os.pipe()
             self._notify_send = greenio.GreenPipe(wpipe, 'wb', 0)
             self._notify_recv = greenio.GreenPipe(rpipe, 'rb', 0)
-            spawn_n(self._dispatch)
-            thread_class = native_threading.Thread
-        else:
-            import threading
-            thread_class = threading.Thread
-        self._thread = thread_class(target=self._follow, name='compute-agent-events',
-                                    daemon=True)
-        self._thread.start()
+            green_thread(self._dispatch)
+        self._thread = native_thread(self._follow, 'compute-agent-events')
 
     def stop(self):
         self._stopping = True
