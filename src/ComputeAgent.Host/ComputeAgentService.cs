@@ -473,6 +473,12 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
             throw new RpcException(new Status(StatusCode.FailedPrecondition,
                 $"the console of instance {record.Uuid} is held outside the agent (a virsh console?): {ex.LibvirtMessage}; attach with force to take it over"));
         }
+        catch (LibvirtException ex) when (ex.Code == LibvirtErrorCode.NoSupport)
+        {
+            // libvirt's test driver, for one, has no consoles.
+            throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                $"the libvirt driver the agent uses cannot open a guest's console ({ex.LibvirtMessage}); read the console log with GetConsoleOutput instead"));
+        }
         catch (LibvirtException ex) when (ex.Code is LibvirtErrorCode.OperationInvalid or LibvirtErrorCode.NoDomain)
         {
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"instance {record.Uuid} stopped while its console was opened ({ex.LibvirtMessage}); start it and attach again"));
