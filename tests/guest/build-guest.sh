@@ -28,7 +28,7 @@
 # and thaws the guest's file systems through it.
 # Those three lines are written with onlcr off, so they end in a bare "\n" (kernel messages on
 # the same serial port end in "\r\n").
-# After READY a shell reads commands from ttyS0, a line at a time: a silent read-eval loop in
+# From READY on, a shell reads commands from ttyS0, a line at a time: a silent read-eval loop in
 # sh -c (no prompt, no login; respawned when it exits), so a console test can type "echo $((6*7))" and read "42" back.
 # It writes nothing until a command comes, so the lines above are unchanged.
 #
@@ -296,6 +296,21 @@ if ! grep -q 'compute_agent.guest_agent=off' /proc/cmdline; then
   done
 fi
 
+# A shell on the serial port for console tests (AttachConsole, compute-agent-cli console): a
+# read-eval loop in sh -c, which is never interactive (busybox sh reading a tty would print a
+# prompt in front of the lines below, and a job-control warning), so it writes nothing until
+# someone types a line (the tty echoes what is typed). One line, one command. Respawned.
+# Started before READY, and init keeps the port open (fd 3) from here on: a line typed as soon as
+# READY shows is held by the tty until the shell reads it (a port nobody holds open drops input,
+# and its first open resets the UART's receive FIFO).
+exec 3<"\$SERIAL"
+(
+  while :; do
+    sh -c 'while IFS= read -r line; do eval "\$line"; done' <"\$SERIAL" >"\$SERIAL" 2>&1
+    sleep 1
+  done
+) &
+
 # Our marker lines end in a bare \n (kernel console output keeps its \r\n).
 stty -F "\$SERIAL" -onlcr 2>/dev/null
 say "$KERNEL_LINE_PREFIX \$(uname -r)"
@@ -330,17 +345,6 @@ for arg in \$(cat /proc/cmdline); do
     compute_agent.poweroff_after=*) (sleep "\${arg#*=}"; say "$SELF_POWEROFF_LINE"; sync; poweroff -f) & ;;
   esac
 done
-
-# A shell on the serial port for console tests (AttachConsole, compute-agent-cli console): a
-# read-eval loop in sh -c, which is never interactive (busybox sh reading a tty would print a
-# prompt in front of the lines above, and a job-control warning), so it writes nothing until
-# someone types a line (the tty echoes what is typed). One line, one command. Respawned.
-(
-  while :; do
-    sh -c 'while IFS= read -r line; do eval "\$line"; done' <"\$SERIAL" >"\$SERIAL" 2>&1
-    sleep 1
-  done
-) &
 
 while :; do sleep 3600; done
 EOF
