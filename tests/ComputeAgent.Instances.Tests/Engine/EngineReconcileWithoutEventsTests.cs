@@ -42,6 +42,14 @@ public sealed class EngineReconcileWithoutEventsTests : IAsyncLifetime
         domain.Suspend(); // virsh suspend, its event lost
         var paused = await harness.WaitForAsync(uuid, VmState.Paused, TaskState.None, PowerState.Paused);
         Assert.Equal("reconcile", paused.Cause);
+        // The pass that committed the change counts itself once its whole pass is over, a moment
+        // after the commit the wait above saw: wait for that count (bounded), not for the next pass.
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (harness.Engine.ReconcilePasses <= passes && !bound.IsCancellationRequested)
+        {
+            await Task.Delay(10);
+        }
+
         Assert.True(harness.Engine.ReconcilePasses > passes, "a reconcile pass ran between the change and the instance following it");
 
         domain.Destroy(); // QEMU gone while paused
