@@ -26,6 +26,14 @@ if (args is ["--metrics", ..])
         args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 50);
 }
 
+if (args is ["--footprint", ..])
+{
+    // dotnet run -- --footprint [COUNTS] [TOP]: RSS and managed heap per instance at each count (default 1000,5000).
+    return await ComputeAgent.Host.Benchmarks.FootprintBenchmark.RunAsync(
+        (args.Length > 1 ? args[1] : "1000,5000").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToList(),
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 12);
+}
+
 var instances = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 1000;
 var guest = await TestGuest.LoadOrBuildAsync();
 var scratch = RepositoryPaths.CreateScratch("agent-bench");
