@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using ComputeAgent.Api.V1;
@@ -19,6 +20,13 @@ public static partial class FootprintBenchmark
         var scratch = RepositoryPaths.CreateScratch("footprint-bench");
         var dumps = Path.Combine(Path.GetTempPath(), "compute-agent-footprint");
         await using var images = await ImageService.StartAsync(guest, scratch);
+        var ready = new List<double>();
+        for (var i = 0; i < 5; i++)
+        {
+            ready.Add(await StartToReadyAsync(images.Url));
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"start to READY (process start to gRPC health SERVING, test:///default), 5 starts: median {ControllerLinkBenchmark.P(ready, 0.5):F0} ms, max {ready.Max():F0} ms"));
         await using var agent = await AgentProcess.StartAsync(new Dictionary<string, string>
         {
             ["LibvirtUri"] = "test:///default",
@@ -28,16 +36,21 @@ public static partial class FootprintBenchmark
 
         await Task.Delay(TimeSpan.FromSeconds(5));
         var idle = await SnapshotAsync(agent, gcdump, dumps, 0);
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"instances",9} {"RSS MiB",8} {"heap MiB",9} {"heap B/instance",16} {"RSS KiB/instance",17}"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{0,9} {idle.RssKib / 1024.0,8:F1} {idle.HeapBytes / 1048576.0,9:F1} {"-",16} {"-",17}"));
-        var have = 0;
+        // Per instance against idle (what a host with that many costs) and against the previous count
+        // (the marginal cost, without the one-off warm-up of the first spawns: code, caches, pools).
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"instances",9} {"RSS MiB",8} {"heap MiB",9} {"heap B/inst",12} {"RSS KiB/inst",13} {"marginal heap B/inst",21} {"marginal RSS KiB/inst",22}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{0,9} {idle.RssKib / 1024.0,8:F1} {idle.HeapBytes / 1048576.0,9:F1} {"-",12} {"-",13} {"-",21} {"-",22}"));
+        var (previous, previousCount) = (idle, 0);
         foreach (var count in counts)
         {
-            await SpawnManyAsync(agent.Client, images.ImageId, count - have);
-            have = count;
+            await SpawnManyAsync(agent.Client, images.ImageId, count - previousCount);
             await Task.Delay(TimeSpan.FromSeconds(5));
             var full = await SnapshotAsync(agent, gcdump, dumps, count);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count,9} {full.RssKib / 1024.0,8:F1} {full.HeapBytes / 1048576.0,9:F1} {(full.HeapBytes - idle.HeapBytes) / count,16:N0} {(full.RssKib - idle.RssKib) / (double)count,17:F1}"));
+            var added = count - previousCount;
+            var marginal = previousCount == 0 ? "-" : string.Create(CultureInfo.InvariantCulture, $"{(full.HeapBytes - previous.HeapBytes) / added:N0}");
+            var marginalRss = previousCount == 0 ? "-" : string.Create(CultureInfo.InvariantCulture, $"{(full.RssKib - previous.RssKib) / (double)added:F1}");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count,9} {full.RssKib / 1024.0,8:F1} {full.HeapBytes / 1048576.0,9:F1} {(full.HeapBytes - idle.HeapBytes) / count,12:N0} {(full.RssKib - idle.RssKib) / (double)count,13:F1} {marginal,21} {marginalRss,22}"));
+            (previous, previousCount) = (full, count);
             foreach (var (type, bytes) in full.Types
                 .Select(t => (t.Key, Grown: t.Value - idle.Types.GetValueOrDefault(t.Key)))
                 .OrderByDescending(t => t.Grown)
@@ -50,6 +63,36 @@ public static partial class FootprintBenchmark
         Console.WriteLine($"heap snapshots: {dumps}/agent-COUNT.gcdump (dotnet-gcdump report FILE, or PerfView)");
         Directory.Delete(scratch, recursive: true);
         return 0;
+    }
+
+    /// <summary>From the agent's process start to its first health answer SERVING, polled every 5 ms; then it is stopped.</summary>
+    private static async Task<double> StartToReadyAsync(string imageServiceUrl)
+    {
+        var scratch = RepositoryPaths.CreateScratch("ready-bench");
+        var start = Stopwatch.GetTimestamp();
+        await using (var agent = AgentProcess.Begin(new Dictionary<string, string> { ["LibvirtUri"] = "test:///default", ["ImageServiceUrl"] = imageServiceUrl }, scratch))
+        {
+            var health = new Grpc.Health.V1.Health.HealthClient(agent.Channel);
+            while (true)
+            {
+                try
+                {
+                    if ((await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(2))).Status == Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving)
+                    {
+                        break;
+                    }
+                }
+                catch (Grpc.Core.RpcException) when (Stopwatch.GetElapsedTime(start) < TimeSpan.FromSeconds(60))
+                {
+                }
+
+                await Task.Delay(5);
+            }
+        }
+
+        var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        Directory.Delete(scratch, recursive: true);
+        return elapsed;
     }
 
     /// <summary>Spawns this many instances from the cached image, 20 at a time, each waited to ACTIVE.</summary>

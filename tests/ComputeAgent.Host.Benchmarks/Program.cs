@@ -209,7 +209,7 @@ return 0;
 static double P(IEnumerable<double> values, double q) => ComputeAgent.Host.Benchmarks.ControllerLinkBenchmark.P(values, q);
 
 static string Row(string name, List<double> agent, List<double> direct) =>
-    string.Create(CultureInfo.InvariantCulture, $"{name,-40} {P(agent, 0.5),8:F2}ms {P(agent, 0.95),8:F2}ms {P(direct, 0.5),9:F2}ms {P(agent, 0.5) - P(direct, 0.5),11:F2}ms");
+    string.Create(CultureInfo.InvariantCulture, $"{name,-40} {P(agent, 0.5),8:F2}ms {P(agent, 0.95),8:F2}ms {P(direct, 0.5),9:F4}ms {P(agent, 0.5) - P(direct, 0.5),11:F2}ms");
 
 static long Rss(AgentProcess agent) =>
     long.Parse(File.ReadLines($"/proc/{agent.ProcessId}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);

@@ -290,7 +290,14 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     private InstanceSlot StartSlot(InstanceSlot slot)
     {
         slots[slot.Uuid] = slot;
-        slot.Loop = Task.Run(() => DrainAsync(slot), CancellationToken.None);
+
+        // The loop lives as long as the instance: it must not keep the call that created the slot
+        // (its trace Activity, its log scope with that call's request_id) for every later task.
+        using (ExecutionContext.SuppressFlow())
+        {
+            slot.Loop = Task.Run(() => DrainAsync(slot), CancellationToken.None);
+        }
+
         return slot;
     }
 
