@@ -211,8 +211,7 @@ static double P(IEnumerable<double> values, double q) => ComputeAgent.Host.Bench
 static string Row(string name, List<double> agent, List<double> direct) =>
     string.Create(CultureInfo.InvariantCulture, $"{name,-40} {P(agent, 0.5),8:F2}ms {P(agent, 0.95),8:F2}ms {P(direct, 0.5),9:F4}ms {P(agent, 0.5) - P(direct, 0.5),11:F2}ms");
 
-static long Rss(AgentProcess agent) =>
-    long.Parse(File.ReadLines($"/proc/{agent.ProcessId}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+static long Rss(AgentProcess agent) => ComputeAgent.Host.Benchmarks.FootprintBenchmark.RssKib(agent.ProcessId);
 
 static string DirectXml(Guid uuid, string disk) =>
     new XElement("domain", new XAttribute("type", "qemu"),
