@@ -154,7 +154,7 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
             var cancellationToken = context.CancellationToken;
 
             // Answered when the guest agent has: subscribe first, so the task's end cannot be missed.
-            var live = engine.Events.Subscribe(cancellationToken);
+            using var live = engine.Events.Subscribe(cancellationToken);
             var input = new CommandInput { AdminPassword = request.AdminPassword, User = request.User };
             await engine.SubmitAsync(uuid, Command.SetAdminPassword, input, cancellationToken).ConfigureAwait(false);
             EventRecord done;
@@ -237,7 +237,7 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
         var cancellationToken = context.CancellationToken;
 
         // Subscribe before reading the log, then skip what the log already gave: nothing falls between.
-        var live = engine.Events.Subscribe(cancellationToken);
+        using var live = engine.Events.Subscribe(cancellationToken);
         var sent = request.AfterSequence;
         if (request.Snapshot)
         {
@@ -300,7 +300,7 @@ public sealed class ComputeAgentService(AgentRuntime runtime, RequestLedger ledg
         var engine = Engine;
         var uuid = ParseUuid(request.InstanceUuid);
         var target = request.VmState.FromApi();
-        var live = engine.Events.Subscribe(context.CancellationToken);
+        using var live = engine.Events.Subscribe(context.CancellationToken);
         while (true)
         {
             var record = engine.Find(uuid) ?? throw new InstanceNotFoundException(uuid);

@@ -31,20 +31,7 @@ public static class MetricsScrapeBenchmark
             // Only the scrapes make the bulk call while they are counted.
             ["ReconcileIntervalSeconds"] = "86400",
         }, scratch);
-        await Parallel.ForEachAsync(Enumerable.Range(0, instances), new ParallelOptions { MaxDegreeOfParallelism = 20 }, async (i, ct) =>
-        {
-            var uuid = Guid.NewGuid().ToString();
-            await agent.Client.SpawnAsync(new SpawnRequest
-            {
-                InstanceUuid = uuid,
-                Name = "bench",
-                ProjectId = "project-" + (i % 10).ToString(CultureInfo.InvariantCulture),
-                UserId = "u",
-                ImageId = images.ImageId,
-                Flavor = new Flavor { Name = "m1.tiny", Vcpus = 1, RamMib = 64, RootGib = 1 },
-            }, cancellationToken: ct);
-            await agent.Client.WaitInstanceAsync(new WaitInstanceRequest { InstanceUuid = uuid, VmState = VmState.Active }, deadline: DateTime.UtcNow.AddSeconds(300), cancellationToken: ct);
-        });
+        await FootprintBenchmark.SpawnManyAsync(agent.Client, images.ImageId, instances);
 
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         var warm = PrometheusText.Parse(await http.GetStringAsync(new Uri("/metrics", UriKind.Relative)));

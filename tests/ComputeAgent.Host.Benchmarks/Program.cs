@@ -26,6 +26,14 @@ if (args is ["--metrics", ..])
         args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 50);
 }
 
+if (args is ["--footprint", ..])
+{
+    // dotnet run -- --footprint [COUNTS] [TOP]: RSS and managed heap per instance at each count (default 1000,5000).
+    return await ComputeAgent.Host.Benchmarks.FootprintBenchmark.RunAsync(
+        (args.Length > 1 ? args[1] : "1000,5000").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToList(),
+        args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 12);
+}
+
 var instances = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 1000;
 var guest = await TestGuest.LoadOrBuildAsync();
 var scratch = RepositoryPaths.CreateScratch("agent-bench");
@@ -201,10 +209,9 @@ return 0;
 static double P(IEnumerable<double> values, double q) => ComputeAgent.Host.Benchmarks.ControllerLinkBenchmark.P(values, q);
 
 static string Row(string name, List<double> agent, List<double> direct) =>
-    string.Create(CultureInfo.InvariantCulture, $"{name,-40} {P(agent, 0.5),8:F2}ms {P(agent, 0.95),8:F2}ms {P(direct, 0.5),9:F2}ms {P(agent, 0.5) - P(direct, 0.5),11:F2}ms");
+    string.Create(CultureInfo.InvariantCulture, $"{name,-40} {P(agent, 0.5),8:F2}ms {P(agent, 0.95),8:F2}ms {P(direct, 0.5),9:F4}ms {P(agent, 0.5) - P(direct, 0.5),11:F2}ms");
 
-static long Rss(AgentProcess agent) =>
-    long.Parse(File.ReadLines($"/proc/{agent.ProcessId}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+static long Rss(AgentProcess agent) => ComputeAgent.Host.Benchmarks.FootprintBenchmark.RssKib(agent.ProcessId);
 
 static string DirectXml(Guid uuid, string disk) =>
     new XElement("domain", new XAttribute("type", "qemu"),

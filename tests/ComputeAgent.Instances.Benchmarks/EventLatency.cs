@@ -15,7 +15,7 @@ internal static class EventLatency
     {
         await using var scale = await EngineScale.StartAsync(1000);
         var uuid = scale.Uuids[0];
-        var events = scale.Engine.Events.Subscribe(CancellationToken.None);
+        using var events = scale.Engine.Events.Subscribe(CancellationToken.None);
         using var domain = scale.Connection.LookupByUuid(uuid);
         var samples = new List<double>(rounds * 2);
         for (var i = 0; i < rounds; i++)

@@ -135,131 +135,140 @@ public sealed partial class ControllerLink(AgentRuntime runtime, HostInventory i
 
         // Subscribe before reading the log: nothing committed from here on can fall between the two.
         var live = engine.Events.Subscribe(token);
-        var resumeAfter = acks.Value;
-        var report = await inventory.ReadReportAsync(token).ConfigureAwait(false);
-        await WriteAsync(new AgentMessage
+        try
         {
-            Hello = new Hello
+            var resumeAfter = acks.Value;
+            var report = await inventory.ReadReportAsync(token).ConfigureAwait(false);
+            await WriteAsync(new AgentMessage
             {
-                HostId = string.IsNullOrEmpty(settings.HostId) ? report.Host.Hostname : settings.HostId,
-                AgentVersion = AgentVersion,
-                Capabilities = { Capabilities(engine) },
-                ResumeAfterSequence = resumeAfter,
-                LastSequence = await store.LastSequenceAsync(token).ConfigureAwait(false),
-            },
-        }).ConfigureAwait(false);
-        await WriteAsync(new AgentMessage { HostReport = report }).ConfigureAwait(false);
-        IsConnected = true;
-        backoff.Reset();
-        state = $"connected to {settings.Address}";
-        LogLinkUp(logger, settings.Address!, resumeAfter);
-
-        long sent = resumeAfter;
-        var tasks = new[]
-        {
-            ReadAcksAsync(),
-            ReportHostAsync(),
-            SendChangesAsync(),
-        };
-        var first = await Task.WhenAny(tasks).ConfigureAwait(false);
-        await session.CancelAsync().ConfigureAwait(false);
-
-        // The others end cancelled once the first has ended; only the first's error says why.
-        await Task.WhenAll(tasks).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        await first.ConfigureAwait(false);
-
-        async Task WriteAsync(AgentMessage message)
-        {
-            await writing.WaitAsync(token).ConfigureAwait(false);
-            try
-            {
-                await call.RequestStream.WriteAsync(message, token).ConfigureAwait(false);
-            }
-            finally
-            {
-                writing.Release();
-            }
-        }
-
-        async Task ReadAcksAsync()
-        {
-            await foreach (var message in call.ResponseStream.ReadAllAsync(token).ConfigureAwait(false))
-            {
-                if (message.Ack is { } ack)
+                Hello = new Hello
                 {
-                    var limit = Volatile.Read(ref sent);
-                    if (ack.Sequence > limit)
-                    {
-                        // An ack for what was never sent would skip changes after a restart.
-                        LogAckBeyondSent(logger, ack.Sequence, limit);
-                    }
+                    HostId = string.IsNullOrEmpty(settings.HostId) ? report.Host.Hostname : settings.HostId,
+                    AgentVersion = AgentVersion,
+                    Capabilities = { Capabilities(engine) },
+                    ResumeAfterSequence = resumeAfter,
+                    LastSequence = await store.LastSequenceAsync(token).ConfigureAwait(false),
+                },
+            }).ConfigureAwait(false);
+            await WriteAsync(new AgentMessage { HostReport = report }).ConfigureAwait(false);
+            IsConnected = true;
+            backoff.Reset();
+            state = $"connected to {settings.Address}";
+            LogLinkUp(logger, settings.Address!, resumeAfter);
 
-                    acks.Advance(Math.Min(ack.Sequence, limit));
-                }
-            }
-        }
-
-        async Task ReportHostAsync()
-        {
-            using var timer = new PeriodicTimer(TimeSpan.FromSeconds(settings.ReportIntervalSeconds));
-            while (await timer.WaitForNextTickAsync(token).ConfigureAwait(false))
+            long sent = resumeAfter;
+            var tasks = new[]
             {
-                await WriteAsync(new AgentMessage { HostReport = await inventory.ReadReportAsync(token).ConfigureAwait(false) }).ConfigureAwait(false);
-            }
-        }
+                ReadAcksAsync(),
+                ReportHostAsync(),
+                SendChangesAsync(),
+            };
+            var first = await Task.WhenAny(tasks).ConfigureAwait(false);
+            await session.CancelAsync().ConfigureAwait(false);
 
-        async Task SendChangesAsync()
-        {
-            while (true)
+            // The others end cancelled once the first has ended; only the first's error says why.
+            await Task.WhenAll(tasks).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await first.ConfigureAwait(false);
+
+            async Task WriteAsync(AgentMessage message)
             {
-                // From the log: the backlog after the ack, or what a gap or an overflow skipped.
-                while (true)
-                {
-                    var page = await store.ReadEventsAsync(Volatile.Read(ref sent), ReplayPage, token).ConfigureAwait(false);
-                    foreach (var e in page)
-                    {
-                        await WriteAsync(new AgentMessage { InstanceEvent = e.ToApi() }).ConfigureAwait(false);
-                        Volatile.Write(ref sent, e.Seq);
-                    }
-
-                    if (page.Count < ReplayPage)
-                    {
-                        break;
-                    }
-                }
-
+                await writing.WaitAsync(token).ConfigureAwait(false);
                 try
                 {
-                    await foreach (var e in live.ReadAllAsync(token).ConfigureAwait(false))
-                    {
-                        var last = Volatile.Read(ref sent);
-                        if (e.Seq <= last)
-                        {
-                            continue;
-                        }
-
-                        if (e.Seq != last + 1)
-                        {
-                            break; // something between is only in the log
-                        }
-
-                        await WriteAsync(new AgentMessage { InstanceEvent = e.ToApi() }).ConfigureAwait(false);
-                        Metrics.HostMetrics.Delivered(e, "controller");
-                        Volatile.Write(ref sent, e.Seq);
-                    }
+                    await call.RequestStream.WriteAsync(message, token).ConfigureAwait(false);
                 }
-                catch (WatcherTooSlowException)
+                finally
                 {
-                    // More than the broadcast's capacity behind: carry on from the log.
-                    live = engine.Events.Subscribe(token);
-                }
-
-                token.ThrowIfCancellationRequested();
-                if (live.Completion.IsCompleted)
-                {
-                    live = engine.Events.Subscribe(token);
+                    writing.Release();
                 }
             }
+
+            async Task ReadAcksAsync()
+            {
+                await foreach (var message in call.ResponseStream.ReadAllAsync(token).ConfigureAwait(false))
+                {
+                    if (message.Ack is { } ack)
+                    {
+                        var limit = Volatile.Read(ref sent);
+                        if (ack.Sequence > limit)
+                        {
+                            // An ack for what was never sent would skip changes after a restart.
+                            LogAckBeyondSent(logger, ack.Sequence, limit);
+                        }
+
+                        acks.Advance(Math.Min(ack.Sequence, limit));
+                    }
+                }
+            }
+
+            async Task ReportHostAsync()
+            {
+                using var timer = new PeriodicTimer(TimeSpan.FromSeconds(settings.ReportIntervalSeconds));
+                while (await timer.WaitForNextTickAsync(token).ConfigureAwait(false))
+                {
+                    await WriteAsync(new AgentMessage { HostReport = await inventory.ReadReportAsync(token).ConfigureAwait(false) }).ConfigureAwait(false);
+                }
+            }
+
+            async Task SendChangesAsync()
+            {
+                while (true)
+                {
+                    // From the log: the backlog after the ack, or what a gap or an overflow skipped.
+                    while (true)
+                    {
+                        var page = await store.ReadEventsAsync(Volatile.Read(ref sent), ReplayPage, token).ConfigureAwait(false);
+                        foreach (var e in page)
+                        {
+                            await WriteAsync(new AgentMessage { InstanceEvent = e.ToApi() }).ConfigureAwait(false);
+                            Volatile.Write(ref sent, e.Seq);
+                        }
+
+                        if (page.Count < ReplayPage)
+                        {
+                            break;
+                        }
+                    }
+
+                    try
+                    {
+                        await foreach (var e in live.ReadAllAsync(token).ConfigureAwait(false))
+                        {
+                            var last = Volatile.Read(ref sent);
+                            if (e.Seq <= last)
+                            {
+                                continue;
+                            }
+
+                            if (e.Seq != last + 1)
+                            {
+                                break; // something between is only in the log
+                            }
+
+                            await WriteAsync(new AgentMessage { InstanceEvent = e.ToApi() }).ConfigureAwait(false);
+                            Metrics.HostMetrics.Delivered(e, "controller");
+                            Volatile.Write(ref sent, e.Seq);
+                        }
+                    }
+                    catch (WatcherTooSlowException)
+                    {
+                        // More than the broadcast's capacity behind: carry on from the log.
+                        live.Dispose();
+                        live = engine.Events.Subscribe(token);
+                    }
+
+                    token.ThrowIfCancellationRequested();
+                    if (live.Completion.IsCompleted)
+                    {
+                        live.Dispose();
+                        live = engine.Events.Subscribe(token);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            live.Dispose();
         }
     }
 

@@ -20,7 +20,7 @@ public sealed partial class GuestCommands
         ArgumentNullException.ThrowIfNull(guests);
         using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         bounded.CancelAfter(timeout);
-        var events = engine.Events.Subscribe(bounded.Token);
+        using var events = engine.Events.Subscribe(bounded.Token);
         var pending = new HashSet<Guid>();
         foreach (var guest in guests)
         {

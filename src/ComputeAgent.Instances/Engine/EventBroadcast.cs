@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Threading.Channels;
 using ComputeAgent.Instances.Store;
 
@@ -15,7 +16,24 @@ public sealed class EventBroadcast
     private readonly Lock gate = new();
     private readonly List<Channel<EventRecord>> watchers = [];
 
-    public ChannelReader<EventRecord> Subscribe(CancellationToken cancellationToken)
+    /// <summary>The watchers subscribed now.</summary>
+    public int Watchers
+    {
+        get
+        {
+            lock (gate)
+            {
+                return watchers.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A new watcher, from the next published change on. Dispose it when done reading: a watcher
+    /// left subscribed (a call that returned without its token being cancelled) would keep every
+    /// later change, up to <see cref="Capacity"/> of them.
+    /// </summary>
+    public EventSubscription Subscribe(CancellationToken cancellationToken)
     {
         var channel = Channel.CreateBounded<EventRecord>(new BoundedChannelOptions(Capacity) { SingleReader = true, SingleWriter = false });
         lock (gate)
@@ -23,8 +41,7 @@ public sealed class EventBroadcast
             watchers.Add(channel);
         }
 
-        cancellationToken.Register(() => Remove(channel, null));
-        return channel.Reader;
+        return new EventSubscription(channel, this, cancellationToken);
     }
 
     public void Publish(EventRecord record)
@@ -43,14 +60,49 @@ public sealed class EventBroadcast
         }
     }
 
-    private void Remove(Channel<EventRecord> channel, Exception? error)
+    internal void Remove(Channel<EventRecord> channel)
     {
         lock (gate)
         {
             watchers.Remove(channel);
         }
 
-        channel.Writer.TryComplete(error);
+        channel.Writer.TryComplete();
+    }
+}
+
+/// <summary>One watcher's changes; disposing it (or cancelling its token) unsubscribes it.</summary>
+public sealed class EventSubscription : ChannelReader<EventRecord>, IDisposable
+{
+    private readonly Channel<EventRecord> channel;
+    private readonly EventBroadcast broadcast;
+    private readonly CancellationTokenRegistration registration;
+
+    internal EventSubscription(Channel<EventRecord> channel, EventBroadcast broadcast, CancellationToken cancellationToken)
+    {
+        this.channel = channel;
+        this.broadcast = broadcast;
+        registration = cancellationToken.Register(() => broadcast.Remove(channel));
+    }
+
+    public override Task Completion => channel.Reader.Completion;
+
+    public override bool CanCount => channel.Reader.CanCount;
+
+    public override int Count => channel.Reader.Count;
+
+    public override bool TryRead([MaybeNullWhen(false)] out EventRecord item) => channel.Reader.TryRead(out item);
+
+    public override bool TryPeek([MaybeNullWhen(false)] out EventRecord item) => channel.Reader.TryPeek(out item);
+
+    public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) => channel.Reader.WaitToReadAsync(cancellationToken);
+
+    public override ValueTask<EventRecord> ReadAsync(CancellationToken cancellationToken = default) => channel.Reader.ReadAsync(cancellationToken);
+
+    public void Dispose()
+    {
+        registration.Dispose();
+        broadcast.Remove(channel);
     }
 }
 

@@ -279,7 +279,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
         await stopping.CancelAsync().ConfigureAwait(false);
         foreach (var slot in slots.Values)
         {
-            slot.Work.Writer.TryComplete();
+            slot.Close();
         }
 
         var loops = slots.Values.Select(s => s.Loop).OfType<Task>().Append(eventPump ?? Task.CompletedTask).Append(reconcileLoop ?? Task.CompletedTask).Append(reclaimLoop ?? Task.CompletedTask);
@@ -290,13 +290,12 @@ public sealed partial class InstanceEngine : IAsyncDisposable
     private InstanceSlot StartSlot(InstanceSlot slot)
     {
         slots[slot.Uuid] = slot;
-        slot.Loop = Task.Run(() => DrainAsync(slot), CancellationToken.None);
         return slot;
     }
 
     private async Task DrainAsync(InstanceSlot slot)
     {
-        await foreach (var work in slot.Work.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+        while (slot.TryTakeNext() is { } work)
         {
             try
             {
@@ -316,7 +315,7 @@ public sealed partial class InstanceEngine : IAsyncDisposable
 
     private void Enqueue(InstanceSlot slot, Func<Task> work)
     {
-        if (!slot.Work.Writer.TryWrite(work))
+        if (!slot.TryEnqueue(work, DrainAsync))
         {
             throw new ObjectDisposedException(nameof(InstanceEngine), "the engine is stopping");
         }

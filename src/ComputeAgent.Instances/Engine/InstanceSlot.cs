@@ -1,11 +1,10 @@
-using System.Threading.Channels;
 using ComputeAgent.Instances.Store;
 
 namespace ComputeAgent.Instances.Engine;
 
 /// <summary>
 /// One instance inside the engine: its current record, the gate that serialises changes to it,
-/// and its work queue, drained by one loop so its operations run one at a time in arrival order.
+/// and its work queue, drained by one loop at a time so its operations run one at a time in arrival order.
 /// </summary>
 internal sealed class InstanceSlot
 {
@@ -37,7 +36,65 @@ internal sealed class InstanceSlot
     /// <summary>Serialises commits of this instance (a SemaphoreSlim: commits are awaited).</summary>
     public SemaphoreSlim Gate { get; } = new(1, 1);
 
-    public Channel<Func<Task>> Work { get; } = Channel.CreateUnbounded<Func<Task>>(new UnboundedChannelOptions { SingleReader = true });
+    // The work queue exists only while there is work: an idle instance (most of them, most of the
+    // time) holds no queue and no waiting loop, only these three fields.
+    private readonly Lock queueGate = new();
+    private Queue<Func<Task>>? queue;
+    private bool closed;
+
+    /// <summary>
+    /// Queues <paramref name="work"/>; when nothing of this instance is running, starts
+    /// <paramref name="drain"/> on the thread pool (as <see cref="Loop"/>), which takes the work
+    /// with <see cref="TryTakeNext"/> until there is none. False once <see cref="Close"/> was called.
+    /// </summary>
+    public bool TryEnqueue(Func<Task> work, Func<InstanceSlot, Task> drain)
+    {
+        lock (queueGate)
+        {
+            if (closed)
+            {
+                return false;
+            }
+
+            var start = queue is null;
+            (queue ??= new Queue<Func<Task>>(2)).Enqueue(work);
+            if (start)
+            {
+                // The drain outlives the call that started it: it must not carry that call's
+                // trace Activity and log scope (its request_id) into the work queued after it.
+                using (ExecutionContext.SuppressFlow())
+                {
+                    Loop = Task.Run(() => drain(this), CancellationToken.None);
+                }
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>The next queued work, or null when there is none (then the drain ends, and the next work starts a new one).</summary>
+    public Func<Task>? TryTakeNext()
+    {
+        lock (queueGate)
+        {
+            if (queue is { Count: > 0 })
+            {
+                return queue.Dequeue();
+            }
+
+            queue = null;
+            return null;
+        }
+    }
+
+    /// <summary>No more work is queued; what is queued already still runs.</summary>
+    public void Close()
+    {
+        lock (queueGate)
+        {
+            closed = true;
+        }
+    }
 
     /// <summary>The running task's cancellation; delete cancels it at the task's next safe point.</summary>
     public CancellationTokenSource? Running { get; set; }
@@ -45,5 +102,6 @@ internal sealed class InstanceSlot
     /// <summary>What the running task has created so far (mirrors its journal entry).</summary>
     public Dictionary<string, string> Created { get; } = new(StringComparer.Ordinal);
 
-    public Task? Loop { get; set; }
+    /// <summary>The running (or last) drain of the queue, for a stopping engine to wait for.</summary>
+    public Task? Loop { get; private set; }
 }
