@@ -8,6 +8,7 @@ time modules, and every call runs in a real OS thread (eventlet.tpool), leaving
 the hub free while a call or a task waits.
 """
 
+import importlib
 import sys
 import uuid
 
@@ -64,25 +65,27 @@ def native(fn, *args, **kwargs):
     return fn(*args, **kwargs)
 
 
-def native_thread(target, name):
-    """Starts target in a real OS thread: what blocks on grpc must not run on eventlet's hub."""
+def native_module(name):
+    """The standard module as it was before eventlet's monkey patching (the module itself when unpatched).
+
+    What it blocks on blocks a real OS thread, not eventlet's hub: for the threads grpc runs on.
+    """
     if _eventlet_patched():
         from eventlet import patcher
-        threading = patcher.original('threading')
-    else:
-        import threading
-    thread = threading.Thread(target=target, name=name, daemon=True)
+        return patcher.original(name)
+    return importlib.import_module(name)
+
+
+def native_thread(target, name):
+    """Starts target in a real OS thread: what blocks on grpc must not run on eventlet's hub."""
+    thread = native_module('threading').Thread(target=target, name=name, daemon=True)
     thread.start()
     return thread
 
 
 def native_queue():
     """A queue.Queue whose get() blocks a real OS thread (not a greenthread)."""
-    if _eventlet_patched():
-        from eventlet import patcher
-        return patcher.original('queue').Queue()
-    import queue
-    return queue.Queue()
+    return native_module('queue').Queue()
 
 
 def green_thread(fn, *args):

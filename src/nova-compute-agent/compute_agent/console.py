@@ -26,7 +26,7 @@ import nova.conf
 from nova.console import serial as nova_serial
 
 from . import errors
-from .client import _eventlet_patched, grpc, green_thread, native_queue, native_thread, pb2
+from .client import _eventlet_patched, grpc, green_thread, native_module, native_queue, native_thread, pb2
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -36,14 +36,6 @@ READ_SIZE = 4096
 # Seconds between the last bytes and the end of the connection: nova-serialproxy (websockify)
 # drops the last bytes when the end comes right behind them (seen 3 times in 8 without the pause).
 FORWARD_SECONDS = 0.5
-
-
-def _native_write():
-    """os.write as it is: eventlet's green one would wait on the hub from a native thread."""
-    if _eventlet_patched():
-        from eventlet import patcher
-        return patcher.original('os').write
-    return os.write
 
 
 class SerialConsoles(object):
@@ -176,7 +168,8 @@ class ConsoleSession(object):
 
     def _follow(self):
         # No logging here: oslo.log takes eventlet's green locks; _send_output reports for it.
-        write = _native_write()
+        # os.write as it is: eventlet's green one would wait on the hub from a native thread.
+        write = native_module('os').write
         try:
             self._call = self._client.stub.AttachConsole(self._requests())
             if self._closing:

@@ -8,13 +8,12 @@ Unlike the libvirt driver, a STOPPED event is not held back.
 """
 
 import os
-import time
 
 from oslo_log import log as logging
 
 from nova.virt import event as virtevent
 
-from .client import grpc, pb2, _eventlet_patched, green_thread, native_queue, native_thread
+from .client import grpc, pb2, _eventlet_patched, green_thread, native_module, native_queue, native_thread
 
 LOG = logging.getLogger(__name__)
 
@@ -38,11 +37,7 @@ def lifecycle_transition(instance_event):
 
 
 def _native_sleep(seconds):
-    if _eventlet_patched():
-        from eventlet import patcher
-        patcher.original('time').sleep(seconds)
-    else:
-        time.sleep(seconds)
+    native_module('time').sleep(seconds)
 
 
 class InstanceEventWatch(object):
