@@ -32,12 +32,13 @@ public sealed class BootedGuest : IAsyncDisposable
 
     public LibvirtDomain Domain { get; }
 
-    public static async Task<BootedGuest> DefineAsync(QemuHost host, LibvirtConnection connection, string purpose)
+    /// <summary>Defines the test guest; <paramref name="editXml"/> changes its domain XML first (given the instance, for its paths).</summary>
+    public static async Task<BootedGuest> DefineAsync(QemuHost host, LibvirtConnection connection, string purpose, Func<GuestInstance, string>? editXml = null)
     {
         var scratch = RepositoryPaths.CreateScratch(purpose);
         var uuid = Guid.NewGuid();
         var instance = await host.Guest.CreateInstanceAsync(scratch, $"ca-test-{purpose}-{uuid:N}", uuid);
-        return new BootedGuest(connection, instance, connection.DefineXml(instance.Xml), scratch);
+        return new BootedGuest(connection, instance, connection.DefineXml(editXml?.Invoke(instance) ?? instance.Xml), scratch);
     }
 
     public async ValueTask DisposeAsync()

@@ -21,42 +21,36 @@ public sealed class QemuConsoleTests(QemuHost host)
     {
         host.SkipIfUnavailable();
         using var connection = LibvirtConnection.Open(QemuHost.Uri);
-        var scratch = RepositoryPaths.CreateScratch("console");
-        var uuid = Guid.NewGuid();
-        var instance = await host.Guest.CreateInstanceAsync(scratch, $"ca-test-console-{uuid:N}", uuid);
 
         // The example domain writes its serial port to a file, which has no console to open: a pty
         // with the same file as its log instead.
-        var log = System.Security.SecurityElement.Escape(instance.ConsoleLogPath);
-        var xml = instance.Xml
-            .Replace($"<serial type='file'>\n      <source path='{log}'/>", $"<serial type='pty'>\n      <log file='{log}' append='off'/>", StringComparison.Ordinal)
-            .Replace($"<console type='file'>\n      <source path='{log}'/>", "<console type='pty'>", StringComparison.Ordinal);
-        Assert.Contains("<serial type='pty'>", xml, StringComparison.Ordinal);
-        try
+        await using var guest = await BootedGuest.DefineAsync(host, connection, "console", instance =>
         {
-            using var domain = connection.DefineXml(xml);
-            domain.Create();
-            await EventWaits.WaitForConsoleLineAsync(instance.ConsoleLogPath, host.Guest.ReadyLine, Bound);
+            var log = System.Security.SecurityElement.Escape(instance.ConsoleLogPath);
+            var xml = instance.Xml
+                .Replace($"<serial type='file'>\n      <source path='{log}'/>", $"<serial type='pty'>\n      <log file='{log}' append='off'/>", StringComparison.Ordinal)
+                .Replace($"<console type='file'>\n      <source path='{log}'/>", "<console type='pty'>", StringComparison.Ordinal);
+            Assert.Contains("<serial type='pty'>", xml, StringComparison.Ordinal);
+            return xml;
+        });
+        var domain = guest.Domain;
+        domain.Create();
+        await EventWaits.WaitForConsoleLineAsync(guest.Instance.ConsoleLogPath, host.Guest.ReadyLine, Bound);
 
-            await using var first = DomainConsole.Open(connection, domain, force: false);
-            await first.WriteAsync("echo console-$((6*7))\n"u8.ToArray(), CancellationToken.None);
-            await ReadUntilAsync(first.Output, "console-42");
+        await using var first = DomainConsole.Open(connection, domain, force: false);
+        await first.WriteAsync("echo console-$((6*7))\n"u8.ToArray(), CancellationToken.None);
+        await ReadUntilAsync(first.Output, "console-42");
 
-            var held = Assert.Throws<LibvirtException>(() => DomainConsole.Open(connection, domain, force: false));
-            Assert.Equal(LibvirtErrorCode.OperationFailed, held.Code);
+        var held = Assert.Throws<LibvirtException>(() => DomainConsole.Open(connection, domain, force: false));
+        Assert.Equal(LibvirtErrorCode.OperationFailed, held.Code);
 
-            await using var second = DomainConsole.Open(connection, domain, force: true);
-            await EndAsync(first.Output);
-            await second.WriteAsync("echo console-$((6*7+1))\n"u8.ToArray(), CancellationToken.None);
-            await ReadUntilAsync(second.Output, "console-43");
+        await using var second = DomainConsole.Open(connection, domain, force: true);
+        await EndAsync(first.Output);
+        await second.WriteAsync("echo console-$((6*7+1))\n"u8.ToArray(), CancellationToken.None);
+        await ReadUntilAsync(second.Output, "console-43");
 
-            domain.Destroy();
-            await EndAsync(second.Output);
-        }
-        finally
-        {
-            DomainCleanup.Remove(QemuHost.Uri, uuid);
-        }
+        domain.Destroy();
+        await EndAsync(second.Output);
     }
 
     private static async Task ReadUntilAsync(ChannelReader<ReadOnlyMemory<byte>> output, string text)
